@@ -37,7 +37,7 @@ type Node struct {
 	Driver             string         `json:"driver"`
 	DriverInfo         map[string]any `json:"driver_info"`
 	DriverInternalInfo map[string]any `json:"driver_internal_info"`
-	Interfaces         Interfaces     `json:"interfaces"`
+	Interfaces                        // flattened: boot_interface, power_interface, …
 
 	Properties   map[string]any `json:"properties"`
 	Extra        map[string]any `json:"extra"`
@@ -116,16 +116,16 @@ type Interfaces struct {
 var InterfaceTypes = []string{"bios", "boot", "console", "deploy", "firmware", "inspect",
 	"management", "network", "power", "raid", "rescue", "storage", "vendor"}
 
-// Get returns the implementation chosen for interface type t ("power", "boot", …).
-func (i *Interfaces) Get(t string) string {
+// Iface returns the implementation chosen for interface type t ("power", "boot", …).
+func (i *Interfaces) Iface(t string) string {
 	if p := i.field(t); p != nil {
 		return *p
 	}
 	return ""
 }
 
-// Set sets the implementation for interface type t; it reports false for an unknown type.
-func (i *Interfaces) Set(t, v string) bool {
+// SetIface sets the implementation for interface type t; false for an unknown type.
+func (i *Interfaces) SetIface(t, v string) bool {
 	p := i.field(t)
 	if p == nil {
 		return false
