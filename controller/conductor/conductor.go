@@ -1,0 +1,328 @@
+// Package conductor is the controller's engine: exclusive node locks, a bounded worker pool
+// running async tasks, the provision state machine applied to stored nodes, crash recovery and
+// the periodic guards (wait-state timeouts, lock renewal, conductor heartbeat).
+//
+// It imports controller/node and declares the ports it needs (Store, HardwareType, Notifier)
+// in ports.go. controller/api drives it; adapters implement its ports. It never imports api,
+// store/* or drivers.
+package conductor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ferrumhq/ferrum/controller/node"
+)
+
+// Config configures a Conductor. Zero durations and counts take the defaults in brackets.
+type Config struct {
+	Store          Store
+	Hostname       string // the lock owner and conductor name
+	ConductorGroup string
+	HardwareTypes  []HardwareType
+	Notifier       Notifier // nil: power changes are not published
+	Log            zerolog.Logger
+
+	Workers           int           // [100] concurrent async tasks
+	LockTimeout       time.Duration // [60s] a reservation's lifetime; renewed every third of it
+	LockRetries       int           // extra attempts on a locked node (Ironic's API-side retries; it uses 3)
+	LockRetryInterval time.Duration // [1s]
+
+	CheckInterval          time.Duration // [60s] wait-state timeout checks
+	DeployCallbackTimeout  time.Duration // [30m]
+	CleanCallbackTimeout   time.Duration // [30m]
+	InspectWaitTimeout     time.Duration // [30m]
+	RescueCallbackTimeout  time.Duration // [30m]
+	ServiceCallbackTimeout time.Duration // [30m]
+	HeartbeatInterval      time.Duration // [10s] conductor row refresh
+	ShutdownTimeout        time.Duration // [30s] Close waits this long for tasks, then cancels them
+
+	DisableAutomatedClean  bool   // nodes without automated_clean skip cleaning on provide/undeploy
+	AllowDeletingAvailable bool   // Ironic's [conductor]allow_deleting_available_nodes
+	DefaultResourceClass   string // given to nodes created without one
+
+	Now func() time.Time // [time.Now]
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil {
+		return errors.New("conductor: config: Store is required")
+	}
+	if c.Hostname == "" {
+		return errors.New("conductor: config: Hostname is required")
+	}
+	if len(c.HardwareTypes) == 0 {
+		return errors.New("conductor: config: at least one hardware type is required")
+	}
+	seen := map[string]bool{}
+	for _, h := range c.HardwareTypes {
+		if seen[h.Name()] {
+			return fmt.Errorf("conductor: config: hardware type %q registered twice", h.Name())
+		}
+		seen[h.Name()] = true
+		for _, t := range node.InterfaceTypes {
+			if len(h.Supported()[t]) == 0 {
+				return fmt.Errorf("conductor: config: hardware type %q has no %s interface", h.Name(), t)
+			}
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Workers <= 0 {
+		c.Workers = 100
+	}
+	if c.LockRetries < 0 {
+		c.LockRetries = 0
+	}
+	def(&c.LockTimeout, 60*time.Second)
+	def(&c.LockRetryInterval, time.Second)
+	def(&c.CheckInterval, 60*time.Second)
+	def(&c.DeployCallbackTimeout, 30*time.Minute)
+	def(&c.CleanCallbackTimeout, 30*time.Minute)
+	def(&c.InspectWaitTimeout, 30*time.Minute)
+	def(&c.RescueCallbackTimeout, 30*time.Minute)
+	def(&c.ServiceCallbackTimeout, 30*time.Minute)
+	def(&c.HeartbeatInterval, 10*time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.Notifier == nil {
+		c.Notifier = nopNotifier{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Conductor runs tasks on nodes. Create with New, then Start; Close stops it.
+type Conductor struct {
+	cfg   Config
+	store Store
+	host  string
+	log   zerolog.Logger
+	hw    map[string]HardwareType
+
+	// The worker pool: sem bounds concurrent tasks, tasks tracks them for Close.
+	sem       chan struct{}
+	tasks     sync.WaitGroup
+	taskCtx   context.Context
+	cancelAll context.CancelFunc
+	mu        sync.Mutex // guards closed
+	closed    bool
+
+	periodics sync.WaitGroup
+	stopCtx   context.Context
+	stop      context.CancelFunc
+
+	stats struct{ started, failed, rejected atomic.Int64 }
+}
+
+// New validates cfg and returns a Conductor that has not started its periodic tasks yet.
+func New(cfg Config) (*Conductor, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Conductor{
+		cfg:   cfg,
+		store: cfg.Store,
+		host:  cfg.Hostname,
+		log:   cfg.Log.With().Str("component", "conductor").Logger(),
+		hw:    map[string]HardwareType{},
+		sem:   make(chan struct{}, cfg.Workers),
+	}
+	for _, h := range cfg.HardwareTypes {
+		c.hw[h.Name()] = h
+	}
+	c.taskCtx, c.cancelAll = context.WithCancel(context.Background())
+	c.stopCtx, c.stop = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Hostname is the name this conductor registers and locks nodes with.
+func (c *Conductor) Hostname() string { return c.host }
+
+// Start recovers from a previous crash of this host (stale locks released, nodes left in
+// transient states failed), registers the conductor and starts the periodic tasks.
+func (c *Conductor) Start(ctx context.Context) error {
+	if err := c.recover(ctx); err != nil {
+		return fmt.Errorf("conductor: recover: %w", err)
+	}
+	if err := c.register(ctx); err != nil {
+		return fmt.Errorf("conductor: register: %w", err)
+	}
+	c.every(c.cfg.LockTimeout/3, c.renewLocks)
+	c.every(c.cfg.HeartbeatInterval, func(ctx context.Context) {
+		if err := c.register(ctx); err != nil {
+			c.log.Warn().Err(err).Msg("conductor heartbeat failed")
+		}
+	})
+	c.every(c.cfg.CheckInterval, c.checkWaitTimeouts)
+	c.log.Info().Str("host", c.host).Int("workers", c.cfg.Workers).Msg("conductor started")
+	return nil
+}
+
+// Close refuses new tasks, waits up to ShutdownTimeout for running ones (then cancels them),
+// stops the periodic tasks, and marks the conductor offline. Locks are released by the tasks.
+func (c *Conductor) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { c.tasks.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(c.cfg.ShutdownTimeout):
+		c.log.Warn().Msg("tasks still running at shutdown; cancelling them")
+		c.cancelAll()
+		<-done
+	}
+	c.stop()
+	c.periodics.Wait()
+	c.cancelAll()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.store.UnregisterConductor(ctx, c.host); err != nil && !errors.Is(err, node.ErrNotFound) {
+		return fmt.Errorf("conductor: unregister: %w", err)
+	}
+	c.log.Info().Msg("conductor stopped")
+	return nil
+}
+
+// Stats are counters for /metrics.
+type Stats struct {
+	Workers, Busy             int
+	Started, Failed, Rejected int64
+}
+
+// Stats returns the worker pool's current figures.
+func (c *Conductor) Stats() Stats {
+	return Stats{Workers: cap(c.sem), Busy: len(c.sem), Started: c.stats.started.Load(),
+		Failed: c.stats.failed.Load(), Rejected: c.stats.rejected.Load()}
+}
+
+func (c *Conductor) register(ctx context.Context) error {
+	names := make([]string, 0, len(c.hw))
+	for n := range c.hw {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return c.store.RegisterConductor(ctx, &node.Conductor{Hostname: c.host,
+		ConductorGroup: c.cfg.ConductorGroup, Drivers: names, Online: true})
+}
+
+// every runs f every d until Close; runs are never concurrent with each other.
+func (c *Conductor) every(d time.Duration, f func(ctx context.Context)) {
+	c.periodics.Add(1)
+	go func() {
+		defer c.periodics.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stopCtx.Done():
+				return
+			case <-t.C:
+				f(c.stopCtx)
+			}
+		}
+	}()
+}
+
+func (c *Conductor) renewLocks(ctx context.Context) {
+	if _, err := c.store.RenewReservations(ctx, c.host, c.cfg.Now().Add(c.cfg.LockTimeout)); err != nil {
+		c.log.Error().Err(err).Msg("renewing node reservations failed")
+	}
+}
+
+// spawn runs job in the pool if a worker is free. The job receives a context cancelled only
+// when shutdown gives up waiting. It reports false when the pool is full or closing.
+func (c *Conductor) spawn(job func(ctx context.Context)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		c.stats.rejected.Add(1)
+		return false
+	}
+	c.tasks.Add(1)
+	c.stats.started.Add(1)
+	go func() {
+		defer c.tasks.Done()
+		defer func() { <-c.sem }()
+		job(c.taskCtx)
+	}()
+	return true
+}
+
+// lock takes the node's exclusive reservation, retrying like Ironic's API does on NodeLocked.
+func (c *Conductor) lock(ctx context.Context, ident string) (*node.Node, error) {
+	for attempt := 0; ; attempt++ {
+		n, err := c.store.ReserveNode(ctx, ident, c.host, c.cfg.Now().Add(c.cfg.LockTimeout))
+		if err == nil {
+			n.Normalize()
+			return n, nil
+		}
+		var le *node.LockedError
+		if !errors.As(err, &le) || attempt >= c.cfg.LockRetries {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(c.cfg.LockRetryInterval):
+		}
+	}
+}
+
+// unlock releases the reservation; it never fails the caller (an expired lock is harmless).
+func (c *Conductor) unlock(uuid string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.store.ReleaseNode(ctx, uuid, c.host); err != nil {
+		c.log.Error().Err(err).Str("node_id", uuid).Msg("releasing node reservation failed")
+	}
+}
+
+// save writes n under this conductor's reservation.
+func (c *Conductor) save(ctx context.Context, n *node.Node) error {
+	if err := c.store.SaveNode(ctx, n, c.host); err != nil {
+		return fmt.Errorf("save node %s: %w", n.UUID, err)
+	}
+	return nil
+}
+
+// driver builds the interfaces of n's hardware type.
+func (c *Conductor) driver(n *node.Node) (*Driver, error) {
+	h, ok := c.hw[n.Driver]
+	if !ok {
+		return nil, noHostForDriver(n.Driver, n.ConductorGroup)
+	}
+	d, err := h.Driver(n)
+	if err != nil {
+		return nil, fmt.Errorf("driver %s for node %s: %w", n.Driver, n.UUID, err)
+	}
+	return d, nil
+}
+
+func noHostForDriver(driver, group string) error {
+	return node.Errorf(node.ErrInvalid, "No valid host was found. Reason: No conductor service registered which supports driver %s for conductor group %q.", driver, group)
+}

@@ -1,0 +1,268 @@
+// Package config loads the controller's settings: embedded defaults, then an optional YAML file,
+// then FERRUM_* environment variables, then command-line flags, each overriding the one before.
+// Only controller/cmd imports it.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is every setting of ferrum-controller. The yaml name is also the flag name (with
+// dashes) and the environment variable (FERRUM_ + upper case with underscores).
+type Config struct {
+	APIAddr        string `yaml:"api_addr" help:"address the Ironic-compatible API listens on"`
+	DataDir        string `yaml:"data_dir" help:"directory for the SQLite database and other state"`
+	Database       string `yaml:"database" help:"database: a SQLite file path (default DATA_DIR/ferrum.db)"`
+	Hostname       string `yaml:"hostname" help:"this conductor's name (default: the host name)"`
+	ConductorGroup string `yaml:"conductor_group" help:"conductor group served by this controller"`
+
+	LogLevel  string `yaml:"log_level" help:"debug, info, warn or error"`
+	LogFormat string `yaml:"log_format" help:"json, console, or auto (console on a terminal)"`
+
+	Auth         string `yaml:"auth" help:"noauth (loopback only) or http_basic"`
+	HtpasswdFile string `yaml:"htpasswd_file" help:"htpasswd file with bcrypt hashes for http_basic"`
+	TLSCertFile  string `yaml:"tls_cert_file" help:"serve the API over TLS with this certificate (PEM)"`
+	TLSKeyFile   string `yaml:"tls_key_file" help:"private key for tls_cert_file (PEM)"`
+	MaxBodyBytes int64  `yaml:"max_body_bytes" help:"largest accepted request body"`
+
+	Workers                int           `yaml:"workers" help:"concurrent async tasks"`
+	LockTimeout            time.Duration `yaml:"lock_timeout" help:"lifetime of a node reservation (renewed while held)"`
+	LockRetries            int           `yaml:"lock_retries" help:"retries of a request on a locked node"`
+	LockRetryInterval      time.Duration `yaml:"lock_retry_interval" help:"pause between those retries"`
+	CheckInterval          time.Duration `yaml:"check_interval" help:"how often wait-state timeouts are checked"`
+	DeployCallbackTimeout  time.Duration `yaml:"deploy_callback_timeout" help:"wait call-back timeout"`
+	CleanCallbackTimeout   time.Duration `yaml:"clean_callback_timeout" help:"clean wait timeout"`
+	InspectWaitTimeout     time.Duration `yaml:"inspect_wait_timeout" help:"inspect wait timeout"`
+	RescueCallbackTimeout  time.Duration `yaml:"rescue_callback_timeout" help:"rescue wait timeout"`
+	ShutdownTimeout        time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for running tasks"`
+	DefaultResourceClass   string        `yaml:"default_resource_class" help:"resource class of nodes created without one"`
+	AutomatedClean         bool          `yaml:"automated_clean" help:"clean nodes on provide and undeploy"`
+	AllowDeletingAvailable bool          `yaml:"allow_deleting_available" help:"allow deleting available nodes"`
+
+	FakePowerDelay   time.Duration `yaml:"fake_power_delay" help:"fake-hardware: duration of a power action"`
+	FakeDeployDelay  time.Duration `yaml:"fake_deploy_delay" help:"fake-hardware: duration of deploy, tear-down and rescue"`
+	FakeCleanDelay   time.Duration `yaml:"fake_clean_delay" help:"fake-hardware: duration of cleaning"`
+	FakeInspectDelay time.Duration `yaml:"fake_inspect_delay" help:"fake-hardware: duration of inspection"`
+}
+
+// Defaults are the embedded settings: SQLite in ./ferrum-data, API on 127.0.0.1:6385, noauth.
+func Defaults() Config {
+	return Config{
+		APIAddr:               "127.0.0.1:6385",
+		DataDir:               "ferrum-data",
+		LogLevel:              "info",
+		LogFormat:             "auto",
+		Auth:                  "noauth",
+		MaxBodyBytes:          1 << 20,
+		Workers:               100,
+		LockTimeout:           60 * time.Second,
+		LockRetries:           3,
+		LockRetryInterval:     time.Second,
+		CheckInterval:         60 * time.Second,
+		DeployCallbackTimeout: 30 * time.Minute,
+		CleanCallbackTimeout:  30 * time.Minute,
+		InspectWaitTimeout:    30 * time.Minute,
+		RescueCallbackTimeout: 30 * time.Minute,
+		ShutdownTimeout:       30 * time.Second,
+		AutomatedClean:        true,
+	}
+}
+
+// Load builds the configuration from args (without the program name) and the environment.
+// A "-config FILE" flag or FERRUM_CONFIG names the YAML file. Usage goes to out.
+func Load(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	c := Defaults()
+	file := getenv("FERRUM_CONFIG")
+	// The config file must be read before flags override it: find -config first.
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "config" && strings.HasPrefix(a, "-") {
+			if hasVal {
+				file = val
+			} else if i+1 < len(args) {
+				file = args[i+1]
+			}
+		}
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("config: %s: %w", file, err)
+		}
+	}
+	if err := fromEnv(&c, getenv); err != nil {
+		return nil, err
+	}
+	fs := flag.NewFlagSet("ferrum-controller", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.String("config", file, "YAML configuration file (also FERRUM_CONFIG)")
+	bindFlags(fs, &c)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// fields walks the settings: yaml name, help and a pointer to each.
+func fields(c *Config, f func(name, help string, p any)) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f(t.Field(i).Tag.Get("yaml"), t.Field(i).Tag.Get("help"), v.Field(i).Addr().Interface())
+	}
+}
+
+func envName(name string) string { return "FERRUM_" + strings.ToUpper(name) }
+
+func fromEnv(c *Config, getenv func(string) string) error {
+	var err error
+	fields(c, func(name, _ string, p any) {
+		s := getenv(envName(name))
+		if s == "" || err != nil {
+			return
+		}
+		if e := set(p, s); e != nil {
+			err = fmt.Errorf("config: %s=%q: %w", envName(name), s, e)
+		}
+	})
+	return err
+}
+
+func set(p any, s string) error {
+	switch p := p.(type) {
+	case *string:
+		*p = s
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*p = d
+	default:
+		return fmt.Errorf("unsupported setting type %T", p)
+	}
+	return nil
+}
+
+func bindFlags(fs *flag.FlagSet, c *Config) {
+	fields(c, func(name, help string, p any) {
+		fl := strings.ReplaceAll(name, "_", "-")
+		help += " (env " + envName(name) + ")"
+		switch p := p.(type) {
+		case *string:
+			fs.StringVar(p, fl, *p, help)
+		case *bool:
+			fs.BoolVar(p, fl, *p, help)
+		case *int:
+			fs.IntVar(p, fl, *p, help)
+		case *int64:
+			fs.Int64Var(p, fl, *p, help)
+		case *time.Duration:
+			fs.DurationVar(p, fl, *p, help)
+		}
+	})
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+		errs = append(errs, fmt.Errorf("api_addr %q: %w", c.APIAddr, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir must not be empty"))
+	}
+	if c.Database == "" {
+		c.Database = filepath.Join(c.DataDir, "ferrum.db")
+	}
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.Hostname = h
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "json", "console", "auto":
+	default:
+		errs = append(errs, fmt.Errorf("log_format %q: want json, console or auto", c.LogFormat))
+	}
+	switch c.Auth {
+	case "noauth":
+	case "http_basic":
+		if c.HtpasswdFile == "" {
+			errs = append(errs, errors.New("auth http_basic needs htpasswd_file"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("auth %q: want noauth or http_basic", c.Auth))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls_cert_file and tls_key_file go together"))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers %d: want at least 1", c.Workers))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max_body_bytes %d: want at least 1024", c.MaxBodyBytes))
+	}
+	if c.LockRetries < 0 {
+		errs = append(errs, fmt.Errorf("lock_retries %d: must not be negative", c.LockRetries))
+	}
+	for name, d := range map[string]time.Duration{"lock_timeout": c.LockTimeout,
+		"check_interval": c.CheckInterval, "deploy_callback_timeout": c.DeployCallbackTimeout,
+		"clean_callback_timeout": c.CleanCallbackTimeout, "inspect_wait_timeout": c.InspectWaitTimeout,
+		"rescue_callback_timeout": c.RescueCallbackTimeout, "shutdown_timeout": c.ShutdownTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
