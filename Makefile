@@ -1,0 +1,44 @@
+# Ferrum. `make run` builds and starts the controller on its embedded defaults;
+# `make test` installs what the tests need (Debian packages) and runs every test.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+
+.PHONY: all build run test test-setup unit vet fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ferrum-controller ./controller/cmd/ferrum-controller
+
+run: build
+	./$(BIN)/ferrum-controller --api-addr 127.0.0.1:6385 --data-dir ./ferrum-data
+
+# Everything CI runs: the package installs, vet, the whole suite with the race detector, and the
+# slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests).
+test: test-setup vet
+	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-setup:
+	bash controller/cmd/ferrum-controller/test-setup.sh
+
+# Quick loop while developing: no installs, no slow tests.
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# Each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for t in $$($(GO) test -list 'Fuzz.*' ./controller/api | grep ^Fuzz); do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./controller/api || exit 1; done
+
+# Benchmarks recorded in docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./controller/bench/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/ferrumhq/ferrum/"
+
+// rule forbids packages under From (a path prefix inside the module) to import those under any
+// of Deny, except those under Allow.
+type rule struct {
+	name  string
+	from  string
+	deny  []string
+	allow []string
+}
+
+// The dependency rules of docs/architecture (layout.md). Direct imports are checked for the
+// layering; transitive ones for what must never reach the agent.
+var rules = []rule{
+	{name: "shared imports only the standard library and yamux", from: "shared/",
+		deny: []string{"controller/", "agent/", "certs/"}},
+	{name: "agent never imports controller", from: "agent/", deny: []string{"controller/", "certs/"}},
+	{name: "controller never imports agent", from: "controller/", deny: []string{"agent/"}},
+	{name: "node imports nothing of the project", from: "controller/node", deny: []string{""}},
+	{name: "conductor knows only node and shared", from: "controller/conductor",
+		deny: []string{"controller/"}, allow: []string{"controller/node", "controller/conductor"}},
+	{name: "api talks to the world through the conductor", from: "controller/api",
+		deny: []string{"controller/store", "controller/hardware", "controller/power", "controller/httpauth"}},
+	{name: "stores are adapters", from: "controller/store/",
+		deny: []string{"controller/api", "controller/conductor", "controller/hardware", "controller/power"}},
+	{name: "hardware types plug into the conductor only", from: "controller/hardware/",
+		deny: []string{"controller/api", "controller/store", "controller/httpauth", "controller/metrics"}},
+	{name: "middleware stays independent", from: "controller/httpauth",
+		deny: []string{"controller/"}},
+	{name: "metrics stays independent", from: "controller/metrics", deny: []string{"controller/"}},
+}
+
+func TestDependencyRules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], mod)
+		for _, r := range rules {
+			if !strings.HasPrefix(pkg, r.from) {
+				continue
+			}
+			checked++
+			for _, imp := range fields[1:] {
+				if !strings.HasPrefix(imp, mod) {
+					continue
+				}
+				rel := strings.TrimPrefix(imp, mod)
+				if matches(rel, r.deny) && !matches(rel, r.allow) {
+					t.Errorf("%s imports %s: breaks rule %q", pkg, rel, r.name)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no package matched any rule: the module path changed?")
+	}
+}
+
+// The agent ends up in a small ramdisk: no database drivers or server-side heavyweights.
+func TestAgentStaysSmall(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", mod+"agent/...").CombinedOutput()
+	if strings.Contains(string(out), "matched no packages") {
+		t.Log("no agent packages yet; nothing to check")
+		return
+	}
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, bad := range []string{"modernc.org/sqlite", "github.com/jackc/pgx", "database/sql",
+			"github.com/prometheus/", "github.com/gophercloud/", mod + "controller/"} {
+			if strings.HasPrefix(dep, bad) {
+				t.Errorf("agent depends on %s", dep)
+			}
+		}
+	}
+}
+
+func matches(p string, prefixes []string) bool {
+	for _, pre := range prefixes {
+		if strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
+}

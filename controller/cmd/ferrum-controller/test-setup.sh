@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the controller's tests drive: the real `baremetal` CLI
+# (python3-ironicclient). Idempotent; uses sudo when not root.
+set -euo pipefail
+pkgs=(python3-ironicclient)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "test-setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+install() { $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+install || { $SUDO apt-get update -qq && install; }
