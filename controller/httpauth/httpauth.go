@@ -42,11 +42,10 @@ const (
 // Realm is the HTTP Basic realm Ironic announces in WWW-Authenticate.
 const Realm = "Baremetal API"
 
-// Messages of the 401 answers, Ironic's texts (ironic/common/auth_basic.py).
-const (
-	msgAuthRequired = "Authorization required"
-	msgIncorrect    = "Incorrect username or password"
-)
+// unauthorizedMessage is the faultstring of every 401: Ironic's text for wrong credentials
+// (ironic/common/auth_basic.py). Ironic says "Authorization required" when the header is
+// missing; Ferrum gives one answer for missing and wrong credentials alike.
+const unauthorizedMessage = "Incorrect username or password"
 
 // Config configures an Authenticator. Zero durations take the defaults in brackets.
 type Config struct {
@@ -171,8 +170,8 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if msg, ok := a.check(r); !ok {
-			writeUnauthorized(w, msg)
+		if !a.check(r) {
+			writeUnauthorized(w)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -192,26 +191,26 @@ func isPublic(r *http.Request) bool {
 	return false
 }
 
-// check authenticates r and returns the 401 message when it fails.
-func (a *Authenticator) check(r *http.Request) (string, bool) {
+// check reports whether r carries valid credentials.
+func (a *Authenticator) check(r *http.Request) bool {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		if r.Header.Get("Authorization") == "" {
 			a.log.Debug().Str("remote_addr", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).
 				Msg("API request without credentials")
-			return msgAuthRequired, false
+			return false
 		}
 		// A malformed header or another scheme: Ironic answers 400 here; a 401 tells the
 		// client to retry with Basic and echoes nothing it sent.
 		a.log.Warn().Str("remote_addr", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).
 			Msg("API authentication failed: Authorization header is not valid HTTP Basic")
-		return msgIncorrect, false
+		return false
 	}
 	a.maybeReload()
 	set := a.users.Load()
 	digest := a.digest(user, pass)
 	if a.cached(set, user, digest) {
-		return "", true
+		return true
 	}
 	reason := ""
 	if hash, known := set.hashes[user]; !known {
@@ -225,10 +224,10 @@ func (a *Authenticator) check(r *http.Request) (string, bool) {
 	if reason != "" {
 		a.log.Warn().Str("user", user).Str("remote_addr", r.RemoteAddr).Str("method", r.Method).
 			Str("path", r.URL.Path).Str("reason", reason).Msg("API authentication failed")
-		return msgIncorrect, false
+		return false
 	}
 	a.remember(set, user, digest)
-	return "", true
+	return true
 }
 
 // digest is the cache's key material for a password: HMAC-SHA256 under a per-process random
@@ -384,27 +383,20 @@ func isLoopbackListenAddr(addr string) bool {
 	return ip.Unmap().IsLoopback()
 }
 
-// unauthorizedBody renders Ironic's error body (§3.3 of the compatibility notes): a JSON
-// object whose error_message is itself JSON, spaced as Python's json.dumps spaces it.
-func unauthorizedBody(msg string) []byte {
-	inner := `{"faultcode": "Client", "faultstring": ` + jsonString(msg) + `, "debuginfo": null}`
-	return []byte(`{"error_message": ` + jsonString(inner) + `}`)
-}
+// unauthorizedBody is Ironic's error body (§3.3 of the compatibility notes): a JSON object
+// whose error_message is itself JSON, spaced as Python's json.dumps spaces it.
+var unauthorizedBody = []byte(`{"error_message": ` +
+	jsonString(`{"faultcode": "Client", "faultstring": `+jsonString(unauthorizedMessage)+`, "debuginfo": null}`) + `}`)
 
 func jsonString(s string) string {
 	b, _ := json.Marshal(s) // a string always marshals
 	return string(b)
 }
 
-var unauthorizedBodies = map[string][]byte{
-	msgAuthRequired: unauthorizedBody(msgAuthRequired),
-	msgIncorrect:    unauthorizedBody(msgIncorrect),
-}
-
-func writeUnauthorized(w http.ResponseWriter, msg string) {
+func writeUnauthorized(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusUnauthorized)
-	_, _ = w.Write(unauthorizedBodies[msg])
+	_, _ = w.Write(unauthorizedBody)
 }

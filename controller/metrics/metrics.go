@@ -84,10 +84,10 @@ func (m *Metrics) Handler() http.Handler {
 
 // Middleware counts and times the requests next handles. The route label is r.Pattern as
 // set by a ServeMux inside next, read after next returns; RouteUnmatched if none matched.
-// The mux sets the pattern on the request it receives, so next must pass this very request
-// down to the mux: a middleware in between that calls r.WithContext or r.Clone hides the
-// pattern and its requests count as RouteUnmatched. Requests whose handler panics are not
-// counted.
+// A ServeMux sets the pattern on the request it is given, so a handler that hands a derived
+// request (r.WithContext, r.Clone) to a ServeMux must copy the pattern back after it returns
+// (r.Pattern = r2.Pattern), or its requests are labelled with an outer pattern such as "/".
+// Requests whose handler panics are not counted.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

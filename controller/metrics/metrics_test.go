@@ -268,3 +268,29 @@ func series(t *testing.T, fams map[string]*dto.MetricFamily, name string) map[st
 	}
 	return out
 }
+
+// TestNestedMux shows the convention for a handler that routes a derived request with its own
+// ServeMux: it copies the inner pattern back so that the label names the real route.
+func TestNestedMux(t *testing.T) {
+	m := newMetrics(t, prometheus.NewRegistry())
+	inner := fakeAPI()
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.WithContext(r.Context())
+		inner.ServeHTTP(w, r2)
+		r.Pattern = r2.Pattern
+	})
+	outer := http.NewServeMux()
+	outer.Handle("GET /metrics", m.Handler())
+	outer.Handle("/", api)
+	h := m.Middleware(outer)
+	serve(h, "GET", "/v1/nodes/node-1")
+	serve(h, "GET", "/v1/no/such/route")
+
+	want := map[string]float64{
+		`{code="200",method="GET",route="GET /v1/nodes/{id}"}`: 1,
+		`{code="404",method="GET",route="unmatched"}`:          1,
+	}
+	if diff := cmp.Diff(want, series(t, scrape(t, m), requestsTotal)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", requestsTotal, diff)
+	}
+}
