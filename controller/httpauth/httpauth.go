@@ -230,8 +230,8 @@ func (a *Authenticator) check(r *http.Request) bool {
 	return true
 }
 
-// digest is the cache's key material for a password: HMAC-SHA256 under a per-process random
-// key, so a memory dump does not give an attacker fast offline guesses.
+// digest is what the cache keeps of a password: HMAC-SHA256 under a per-process random key,
+// so that a cache entry on its own is not a fast-to-test password hash.
 func (a *Authenticator) digest(user, pass string) [sha256.Size]byte {
 	m := hmac.New(sha256.New, a.cacheKey[:])
 	m.Write([]byte(user + ":" + pass))
