@@ -59,24 +59,23 @@ func normalizeNodeTimes(n *node.Node) {
 type scanner interface{ Scan(dest ...any) error }
 
 // scanNode decodes a row of nodeSelect. Nodes come back Normalized (no nil maps).
-func scanNode(sc scanner) (*node.Node, error) {
+func (s *Store) scanNode(sc scanner) (*node.Node, error) {
 	var (
 		id   int64
 		res  sql.NullString
 		exp  sql.NullInt64
-		body []byte
+		body string // the driver's string, not copied again
 	)
 	if err := sc.Scan(&id, &res, &exp, &body); err != nil {
 		return nil, err
 	}
-	n := new(node.Node)
-	if err := json.Unmarshal(body, n); err != nil {
+	n, err := s.nodes.decode(id, body)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: decode node %d: %w", id, err)
 	}
 	n.ID = id
 	n.Reservation = res.String
 	n.ReservationExpires = fromMicros(exp)
-	n.Normalize()
 	return n, nil
 }
 
@@ -119,7 +118,7 @@ func (s *Store) CreateNode(ctx context.Context, n *node.Node) error {
 
 // GetNode finds a node by UUID, or by name when ident is not a UUID.
 func (s *Store) GetNode(ctx context.Context, ident string) (*node.Node, error) {
-	n, err := scanNode(s.r.QueryRowContext(ctx, nodeSelect+" WHERE "+identColumn(ident)+" = ?", ident))
+	n, err := s.scanNode(s.r.QueryRowContext(ctx, nodeSelect+" WHERE "+identColumn(ident)+" = ?", ident))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, node.NotFound("Node", ident)
 	}
@@ -164,7 +163,7 @@ func (s *Store) ListNodes(ctx context.Context, q node.NodeQuery) ([]*node.Node, 
 	if q.DescriptionContains != "" {
 		w.add("instr(description, ?) > 0", q.DescriptionContains) // case-sensitive, no wildcards
 	}
-	return list(ctx, s, nodeList, q.Page, &w, nodeSelect, scanNode)
+	return list(ctx, s, nodeList, q.Page, &w, nodeSelect, s.scanNode)
 }
 
 // SaveNode writes every field of n but the reservation, only while owner holds the node's
@@ -211,14 +210,16 @@ func lockLost(ctx context.Context, tx *sql.Tx, verb, uuid string, err error) err
 // by someone else, or by nobody, is node.ErrLockLost.
 func (s *Store) DeleteNode(ctx context.Context, uuid, owner string) error {
 	return s.write(ctx, "delete node", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM nodes WHERE uuid = ? AND reservation = ?", uuid, owner)
+		var id int64
+		err := tx.QueryRowContext(ctx, "DELETE FROM nodes WHERE uuid = ? AND reservation = ? RETURNING id", uuid, owner).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return lockLost(ctx, tx, "delete", uuid, nil)
+		}
 		if err != nil {
 			return fmt.Errorf("sqlite: delete node %s: %w", uuid, err)
 		}
-		if k, err := res.RowsAffected(); err != nil || k == 0 {
-			return lockLost(ctx, tx, "delete", uuid, err)
-		}
 		// Ports and portgroups go by ON DELETE CASCADE.
+		s.nodes.forget(id)
 		return nil
 	})
 }
@@ -234,12 +235,15 @@ func (s *Store) ReserveNode(ctx context.Context, ident, owner string, until time
 	var n *node.Node
 	err := s.write(ctx, "reserve node", func(tx *sql.Tx) error {
 		var err error
-		n, err = scanNode(tx.QueryRowContext(ctx, "UPDATE nodes SET reservation = ?, reservation_expires = ?"+
+		n, err = s.scanNode(tx.QueryRowContext(ctx, "UPDATE nodes SET reservation = ?, reservation_expires = ?"+
 			" WHERE "+col+" = ? AND (reservation IS NULL OR reservation_expires < ?)"+
 			" RETURNING id, reservation, reservation_expires, body",
 			owner, micros(utc(until)), ident, time.Now().UnixMicro()))
+		if err == nil {
+			return nil
+		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return err
+			return fmt.Errorf("sqlite: reserve node %s: %w", ident, err)
 		}
 		var uuid string
 		var holder sql.NullString
@@ -248,16 +252,14 @@ func (s *Store) ReserveNode(ctx context.Context, ident, owner string, until time
 			return node.NotFound("Node", ident)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("sqlite: reserve node %s: %w", ident, err)
 		}
 		return &node.LockedError{Node: uuid, Holder: holder.String}
 	})
-	var le *node.LockedError
-	var ne *node.Error
-	if err != nil && !errors.As(err, &le) && !errors.As(err, &ne) {
-		return nil, fmt.Errorf("sqlite: reserve node %s: %w", ident, err)
+	if err != nil {
+		return nil, err
 	}
-	return n, err
+	return n, nil
 }
 
 // ReleaseNode drops owner's reservation of the node; a lock not held (or no such node) is

@@ -59,8 +59,9 @@ type Store struct {
 	// SQLITE_BUSY, and a read-then-write inside a transaction cannot race another writer.
 	w *sql.DB
 	// r serves reads. In WAL mode readers see the last commit and never block the writer.
-	r   *sql.DB
-	log zerolog.Logger
+	r     *sql.DB
+	nodes nodeCache
+	log   zerolog.Logger
 }
 
 // Open opens (creating if needed) the database at cfg.Path and applies pending migrations.
