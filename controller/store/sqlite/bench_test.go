@@ -125,3 +125,22 @@ func BenchmarkGetNode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSaveNode: one committed update of a reserved node per op.
+func BenchmarkSaveNode(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	fill(b, s, 1000)
+	ctx := context.Background()
+	n, err := s.ReserveNode(ctx, "node-00500", "bench", time.Now().Add(time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		n.DriverInternalInfo["agent_last_heartbeat"] = float64(i)
+		if err := s.SaveNode(ctx, n, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

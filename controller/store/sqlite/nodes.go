@@ -21,7 +21,8 @@ var nodeColumns = []string{"uuid", "name", "driver", "provision_state", "target_
 var (
 	nodeInsert = "INSERT INTO nodes (" + strings.Join(nodeColumns, ", ") + ") VALUES (?" +
 		strings.Repeat(", ?", len(nodeColumns)-1) + ") RETURNING id"
-	nodeUpdate = "UPDATE nodes SET " + strings.Join(nodeColumns, " = ?, ") + " = ?"
+	// nodeSame selects, for each of nodeColumns, whether the row holds the given value.
+	nodeSame = "SELECT " + strings.Join(nodeColumns, " IS ?, ") + " IS ? FROM nodes"
 )
 
 // nodeSelect reads what scanNode decodes.
@@ -177,28 +178,48 @@ func (s *Store) SaveNode(ctx context.Context, n *node.Node, owner string) error 
 		return err
 	}
 	return s.write(ctx, "save node", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, nodeUpdate+" WHERE uuid = ? AND reservation = ?", append(vals, n.UUID, owner)...)
+		// Write only the columns whose value changed: SQLite rewrites every index on a column
+		// named in SET, and those index pages are most of what a commit writes.
+		same := make([]bool, len(nodeColumns))
+		dest := make([]any, len(same))
+		for i := range same {
+			dest[i] = &same[i]
+		}
+		err := tx.QueryRowContext(ctx, nodeSame+" WHERE uuid = ? AND reservation = ?", append(vals, n.UUID, owner)...).Scan(dest...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return lockLost(ctx, tx, "save", n.UUID)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: save node %s: %w", n.UUID, err)
+		}
+		var set []string
+		var args []any
+		for i, col := range nodeColumns {
+			if !same[i] {
+				set = append(set, col+" = ?")
+				args = append(args, vals[i])
+			}
+		}
+		if len(set) == 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE nodes SET "+strings.Join(set, ", ")+" WHERE uuid = ?", append(args, n.UUID)...)
 		if c := nodeConflict(err, n); c != nil {
 			return c
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: save node %s: %w", n.UUID, err)
 		}
-		if k, err := res.RowsAffected(); err != nil || k == 0 {
-			return lockLost(ctx, tx, "save", n.UUID, err)
-		}
 		return nil
 	})
 }
 
-// lockLost explains why a write conditioned on the reservation matched no row.
-func lockLost(ctx context.Context, tx *sql.Tx, verb, uuid string, err error) error {
-	if err == nil {
-		var one int
-		err = tx.QueryRowContext(ctx, "SELECT 1 FROM nodes WHERE uuid = ?", uuid).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return node.NotFound("Node", uuid)
-		}
+// lockLost explains why a write conditioned on owner's reservation matched no row.
+func lockLost(ctx context.Context, tx *sql.Tx, verb, uuid string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM nodes WHERE uuid = ?", uuid).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return node.NotFound("Node", uuid)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: %s node %s: %w", verb, uuid, err)
@@ -213,7 +234,7 @@ func (s *Store) DeleteNode(ctx context.Context, uuid, owner string) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, "DELETE FROM nodes WHERE uuid = ? AND reservation = ? RETURNING id", uuid, owner).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return lockLost(ctx, tx, "delete", uuid, nil)
+			return lockLost(ctx, tx, "delete", uuid)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: delete node %s: %w", uuid, err)

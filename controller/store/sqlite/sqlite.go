@@ -60,7 +60,7 @@ type Store struct {
 	w *sql.DB
 	// r serves reads. In WAL mode readers see the last commit and never block the writer.
 	r     *sql.DB
-	nodes nodeCache
+	nodes nodeCache // decoded node bodies, see nodeCache
 	log   zerolog.Logger
 }
 
