@@ -197,7 +197,7 @@ func (s *server) listAllocations(c *call) error {
 	}
 	out := obj{{"allocations", items}}
 	if len(allocs) > 0 {
-		if next := c.nextLink("allocations", len(allocs), p, allocs[len(allocs)-1].UUID); next != "" {
+		if next := c.nextLink("allocations", len(allocs), p, allocs[len(allocs)-1].UUID, fields); next != "" {
 			out = append(out, field{"next", next})
 		}
 	}

@@ -94,7 +94,7 @@ func (s *server) listConductors(c *call) error {
 	}
 	out := obj{{"conductors", items}}
 	if len(page) > 0 {
-		if next := c.nextLink("conductors", len(page), p, page[len(page)-1].Hostname); next != "" {
+		if next := c.nextLink("conductors", len(page), p, page[len(page)-1].Hostname, fields); next != "" {
 			out = append(out, field{"next", next})
 		}
 	}

@@ -164,7 +164,10 @@ func (c *call) shownState(s node.State) any {
 // renderNode is Ironic's node_convert_with_links + node_sanitize: every field visible at the
 // microversion, or only fields (plus links) when fields is not nil.
 func (c *call) renderNode(n *node.Node, fields []string) obj {
-	o := obj{{"uuid", n.UUID}}
+	var o obj
+	if fields == nil || slices.Contains(fields, "uuid") {
+		o = append(o, field{"uuid", n.UUID})
+	}
 	if fields == nil {
 		o = append(o, field{"created_at", isoTime(n.CreatedAt)}, field{"updated_at", isoTime(n.UpdatedAt)})
 		for _, f := range nodeFields {

@@ -153,7 +153,7 @@ func (s *server) listNodes(detailPath bool) handlerFunc {
 		p := nq.Page
 		if nq.InstanceUUID == "" && len(nodes) > 0 {
 			next := c.nextLink(resource, len(nodes),
-				page{limit: p.Limit, sortKey: p.SortKey, sortDir: p.SortDir}, nodes[len(nodes)-1].UUID)
+				page{limit: p.Limit, sortKey: p.SortKey, sortDir: p.SortDir}, nodes[len(nodes)-1].UUID, fields)
 			if next != "" {
 				out = append(out, field{"next", next})
 			}

@@ -198,8 +198,12 @@ func applyOp(doc map[string]any, p patchOp) string {
 		if reason == "" {
 			reason = replaceList(doc, parts[:len(parts)-1], updated)
 		}
+	case string:
+		if _, reason = listIndex(last); reason == "" || last == "-" {
+			reason = fmt.Sprintf("unable to fully resolve json pointer %s, part %s", p.path, last)
+		}
 	default:
-		reason = fmt.Sprintf("unable to fully resolve json pointer %s, part %s", p.path, last)
+		reason = notIndexable(c)
 	}
 	return reason
 }
@@ -222,8 +226,22 @@ func walk(c any, part, path string) (any, string) {
 			return nil, fmt.Sprintf("index '%d' is out of bounds", i)
 		}
 		return c[i], ""
+	case string:
+		// Python strings are sequences: a valid index gets as far as the operation.
+		if _, reason := listIndex(part); reason != "" {
+			return nil, reason
+		}
+		return nil, fmt.Sprintf("unable to fully resolve json pointer %s, part %s", path, part)
 	}
-	return nil, fmt.Sprintf("unable to fully resolve json pointer %s, part %s", path, part)
+	return nil, notIndexable(c)
+}
+
+// notIndexable is jsonpointer's message for stepping into a scalar.
+func notIndexable(v any) string {
+	t := map[string]string{"null": "NoneType", "boolean": "bool", "integer": "int",
+		"number": "float"}[jsonType(v)]
+	return fmt.Sprintf("Document '<class '%s'>' does not support indexing, must be "+
+		"mapping/sequence or support __getitem__", t)
 }
 
 var listIndexRE = regexp.MustCompile(`^(0|[1-9][0-9]*)$`)

@@ -215,7 +215,7 @@ func (s *server) listPortgroups(detailPath, underNode bool) handlerFunc {
 		}
 		out := obj{{"portgroups", items}}
 		if len(pgs) > 0 {
-			if next := c.nextLink(resource, len(pgs), p, pgs[len(pgs)-1].UUID); next != "" {
+			if next := c.nextLink(resource, len(pgs), p, pgs[len(pgs)-1].UUID, fields); next != "" {
 				out = append(out, field{"next", next})
 			}
 		}

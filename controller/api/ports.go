@@ -215,7 +215,7 @@ func (s *server) listPorts(detailPath bool, parent string) handlerFunc {
 		}
 		out := obj{{"ports", items}}
 		if len(ports) > 0 {
-			next := c.nextLink(pq.resource, len(ports), pq.page, ports[len(ports)-1].UUID)
+			next := c.nextLink(pq.resource, len(ports), pq.page, ports[len(ports)-1].UUID, fields)
 			if next != "" {
 				out = append(out, field{"next", next})
 			}

@@ -148,8 +148,9 @@ func (q query) page(spec pageSpec) (page, error) {
 }
 
 // nextLink is the "next" URL of a full page: the same query with limit and marker after
-// the last item; "" when the page is not full.
-func (c *call) nextLink(resource string, count int, p page, lastKey string) string {
+// the last item, laid out as Ironic does (sort first, then filters, then the fields shown,
+// then limit and marker); "" when the page is not full.
+func (c *call) nextLink(resource string, count int, p page, lastKey string, fields []string) string {
 	if count == 0 || count != p.limit {
 		return ""
 	}
@@ -159,12 +160,15 @@ func (c *call) nextLink(resource string, count int, p page, lastKey string) stri
 		queryEscape(p.sortKey), queryEscape(p.sortDir))
 	for _, k := range sortedKeys(q) {
 		switch k {
-		case "limit", "marker", "sort_key", "sort_dir":
+		case "limit", "marker", "sort_key", "sort_dir", "fields":
 			continue
 		}
 		for _, v := range q[k] {
 			fmt.Fprintf(&b, "%s=%s&", queryEscape(k), queryEscape(v))
 		}
+	}
+	if len(fields) > 0 {
+		fmt.Fprintf(&b, "fields=%s&", queryEscape(strings.Join(fields, ",")))
 	}
 	fmt.Fprintf(&b, "limit=%s&marker=%s", strconv.Itoa(p.limit), queryEscape(lastKey))
 	return b.String()

@@ -164,7 +164,8 @@ func (s *server) clearMaintenance(c *call) error {
 	return c.empty(http.StatusAccepted)
 }
 
-// validateOrder is the order Ironic lists interfaces in GET …/validate.
+// validateOrder lists the interfaces of GET …/validate in Ironic 21.4.4's order; others
+// (vendor, firmware) are not shown at 1.82.
 var validateOrder = []string{"boot", "deploy", "management", "network", "power", "bios",
 	"console", "inspect", "raid", "rescue", "storage"}
 
@@ -220,11 +221,6 @@ func (s *server) writeValidation(c *call, n *node.Node) error {
 	}
 	for _, k := range validateOrder {
 		if _, ok := res[k]; ok {
-			add(k)
-		}
-	}
-	for _, k := range sortedKeys(res) {
-		if !slices.Contains(validateOrder, k) {
 			add(k)
 		}
 	}

@@ -7,12 +7,19 @@ import (
 	"github.com/ferrumhq/ferrum/controller/node"
 )
 
-// traitsAllowed: below 1.37 /traits does not exist.
+// traitsAllowed: below 1.37 /traits does not exist, and Ironic's older routing answers
+// GET with 406, PUT with 405 and DELETE with 404.
 func (c *call) traitsAllowed() error {
-	if c.ver < v37Traits {
-		return webobError(http.StatusNotFound, "")
+	if c.ver >= v37Traits {
+		return nil
 	}
-	return nil
+	switch c.r.Method {
+	case http.MethodGet, http.MethodHead:
+		return notAcceptable()
+	case http.MethodPut:
+		return webobError(http.StatusMethodNotAllowed, "")
+	}
+	return clientError(http.StatusNotFound, msgNotFound)
 }
 
 // getTraits serves GET /v1/nodes/{node}/traits.
