@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -91,7 +92,7 @@ var datapathRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 func checkLocalLink(llc map[string]any) error {
 	if len(llc) > 0 && !localLinkShapeOK(llc) {
 		return badRequest("Schema error for local_link_connection: %s is not valid under any "+
-			"of the given schemas", pyRepr(llc))
+			"of the given schemas. Possible root cause: %s", pyRepr(llc), localLinkRootCause(llc))
 	}
 	if v, ok := llc["switch_id"]; ok {
 		s, _ := v.(string)
@@ -125,6 +126,33 @@ func localLinkShapeOK(llc map[string]any) bool {
 	has := func(k string) bool { _, ok := llc[k]; return ok }
 	return (has("port_id") && has("switch_id")) || (has("port_id") && has("hostname")) ||
 		llc["network_type"] == "unmanaged"
+}
+
+// localLinkRootCause is the error jsonschema blames for a bad local_link_connection: the
+// first of the anyOf schemas (port_id and switch_id required).
+func localLinkRootCause(llc map[string]any) string {
+	var extra []string
+	for k := range llc {
+		switch k {
+		case "port_id", "switch_id", "hostname", "switch_info", "network_type":
+		default:
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) > 0 {
+		return additionalProps(extra)
+	}
+	for _, k := range []string{"port_id", "switch_id"} {
+		if _, ok := llc[k]; !ok {
+			return fmt.Sprintf("%s is a required property", pyStr(k))
+		}
+	}
+	for _, k := range []string{"port_id", "switch_id", "hostname", "switch_info"} {
+		if v, ok := llc[k]; ok && !typeIn(v, tString) {
+			return typeError(v, tString)
+		}
+	}
+	return fmt.Sprintf("%s is not one of ['managed', 'unmanaged']", pyRepr(llc["network_type"]))
 }
 
 // checkPortFields is _check_allowed_port_fields.
@@ -443,16 +471,17 @@ func (s *server) createPort(c *call) error {
 			return badRequest("Port can not be added to a portgroup belonging to a different node.")
 		}
 	}
-	setPortDoc(p, doc)
-	if p.IsSmartNIC {
-		llc := p.LocalLinkConnection
-		if _, ok := llc["port_id"]; !ok {
-			return badRequest("Smart NIC port must have port_id and hostname in local_link_connection")
+	if llc, ok := doc["local_link_connection"].(map[string]any); ok {
+		if _, has := llc["network_type"]; has && c.ver < v64LLCNetworkType {
+			return notAcceptable()
 		}
-		if _, ok := llc["hostname"]; !ok {
+		_, port := llc["port_id"]
+		_, host := llc["hostname"]
+		if truthy(doc["is_smartnic"]) && (!port || !host) {
 			return badRequest("Smart NIC port must have port_id and hostname in local_link_connection")
 		}
 	}
+	setPortDoc(p, doc)
 	if pn, ok := doc["physical_network"]; ok && pn == "" {
 		return badRequest("A non-empty value is required when setting physical_network")
 	}
