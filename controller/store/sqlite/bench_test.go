@@ -99,6 +99,15 @@ func BenchmarkListNodes(b *testing.B) {
 			}
 		})
 	}
+	// Every body decoded again, as after a restart or when every node changed.
+	b.Run("first-page-cold-cache", func(b *testing.B) {
+		for b.Loop() {
+			s.nodes = nodeCache{}
+			if _, err := s.ListNodes(ctx, cases[0].q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkCreateNode: one committed (fsynced) insert per op.
