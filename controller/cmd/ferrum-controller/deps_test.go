@@ -11,10 +11,11 @@ const mod = "github.com/ferrumhq/ferrum/"
 // rule forbids packages under From (a path prefix inside the module) to import those under any
 // of Deny, except those under Allow.
 type rule struct {
-	name  string
-	from  string
-	deny  []string
-	allow []string
+	name   string
+	from   string
+	deny   []string
+	allow  []string
+	exempt []string // packages under from that the rule does not cover
 }
 
 // The dependency rules of docs/architecture (layout.md). Direct imports are checked for the
@@ -30,7 +31,8 @@ var rules = []rule{
 	{name: "api talks to the world through the conductor", from: "controller/api",
 		deny: []string{"controller/store", "controller/hardware", "controller/power", "controller/httpauth"}},
 	{name: "stores are adapters", from: "controller/store/",
-		deny: []string{"controller/api", "controller/conductor", "controller/hardware", "controller/power"}},
+		deny:   []string{"controller/api", "controller/conductor", "controller/hardware", "controller/power"},
+		exempt: []string{"controller/store/storetest"}}, // the conformance suite tests conductor.Store
 	{name: "hardware types plug into the conductor only", from: "controller/hardware/",
 		deny: []string{"controller/api", "controller/store", "controller/httpauth", "controller/metrics"}},
 	{name: "middleware stays independent", from: "controller/httpauth",
@@ -48,7 +50,7 @@ func TestDependencyRules(t *testing.T) {
 		fields := strings.Fields(line)
 		pkg := strings.TrimPrefix(fields[0], mod)
 		for _, r := range rules {
-			if !strings.HasPrefix(pkg, r.from) {
+			if !strings.HasPrefix(pkg, r.from) || matches(pkg, r.exempt) {
 				continue
 			}
 			checked++
