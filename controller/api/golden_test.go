@@ -90,7 +90,9 @@ func TestGoldenExact(t *testing.T) {
 	}
 }
 
-type backendSetup struct{ be interface{ PutNode(*node.Node) } }
+type backendSetup struct {
+	be interface{ PutNode(*node.Node) }
+}
 
 // withFake0 creates the capture's node fake-0 the way capture 11 did.
 func withFake0(t *testing.T, h http.Handler, _ backendSetup) {

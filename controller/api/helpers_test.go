@@ -154,10 +154,10 @@ func putNode(be *apitest.Backend, n *node.Node) {
 
 // capture is one exchange of a reference capture file.
 type capture struct {
-	req  *http.Request
+	req     *http.Request
 	reqBody string
-	resp *http.Response
-	body string
+	resp    *http.Response
+	body    string
 }
 
 // readCapture parses the first exchange of testdata/ironic-wire/<name>.
