@@ -240,6 +240,9 @@ func walk(c any, part, path string) (any, string) {
 func notIndexable(v any) string {
 	t := map[string]string{"null": "NoneType", "boolean": "bool", "integer": "int",
 		"number": "float"}[jsonType(v)]
+	if f, ok := v.(float64); ok && f == float64(int64(f)) {
+		t = "int" // the backend's float64 was a JSON integer
+	}
 	return fmt.Sprintf("Document '<class '%s'>' does not support indexing, must be "+
 		"mapping/sequence or support __getitem__", t)
 }
