@@ -99,7 +99,7 @@ func FuzzNodePatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ver uint8, body string) {
 		h, be := newTestAPI(t)
 		putNode(be, &node.Node{UUID: nodeU, Name: "n", ProvisionState: node.Manageable,
-			Extra: map[string]any{"s": "str", "n": 1.0, "l": []any{1.0}, "m": map[string]any{"k": "v"}},
+			Extra:      map[string]any{"s": "str", "n": 1.0, "l": []any{1.0}, "m": map[string]any{"k": "v"}},
 			DriverInfo: map[string]any{"ipmi_password": "p"}})
 		path := "/v1/nodes/" + nodeU
 		if ver%3 == 0 {
