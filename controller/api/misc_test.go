@@ -222,3 +222,22 @@ func TestApitestSatisfiesOptionalInterfaces(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestChassis(t *testing.T) {
+	h, _ := newTestAPI(t)
+	cases := []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/v1/chassis", 200, `{"chassis": []}`},
+		{"/v1/chassis/detail", 200, `{"chassis": []}`},
+		{"/v1/chassis/11111111-2222-3333-4444-555555555555", 404, `{"error_message": "{\"faultcode\": \"Client\", \"faultstring\": \"Chassis 11111111-2222-3333-4444-555555555555 could not be found.\", \"debuginfo\": null}"}`},
+		{"/v1/chassis/abc", 400, `{"error_message": "{\"faultcode\": \"Client\", \"faultstring\": \"Expected UUID for chassis_uuid: abc\", \"debuginfo\": null}"}`},
+	}
+	for _, tc := range cases {
+		if r := do(t, h, "1.78", "GET", tc.path, ""); r.status != tc.status || r.body != tc.body {
+			t.Errorf("GET %s = %d %s\nwant %d %s", tc.path, r.status, r.body, tc.status, tc.body)
+		}
+	}
+}

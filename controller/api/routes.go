@@ -67,6 +67,10 @@ func (s *server) routes() {
 	r("GET /v1/conductors/{hostname}", s.getConductor)
 
 	r("GET /v1/shards", s.listShards)
+
+	r("GET /v1/chassis", s.listChassis)
+	r("GET /v1/chassis/detail", s.listChassis)
+	r("GET /v1/chassis/{chassis}", s.getChassis)
 }
 
 // portgroupPorts serves GET /v1/portgroups/{portgroup}/ports[/detail] (1.24).
