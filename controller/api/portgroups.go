@@ -148,79 +148,93 @@ func (s *server) listPortgroups(detailPath, underNode bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		nodeIdent, err := q.uuidOrName("node")
+		lq, err := c.portgroupQuery(q, detailPath, underNode)
 		if err != nil {
 			return err
 		}
-		var address string
-		if s, ok := q.str("address"); ok {
-			mac, valid := normalizeMAC(s)
-			if !valid {
-				return badRequest("Expected valid MAC address for address: %s", s)
-			}
-			address = mac
-		}
-		detail, err := q.boolean("detail")
-		if err != nil {
-			return err
-		}
-		if err := c.portgroupsAllowed(); err != nil {
-			return err
-		}
-		fields := q.list("fields")
-		if err := c.checkPortgroupFields(fields); err != nil {
-			return err
-		}
-		if !detailPath {
-			if fields, err = c.returnFields(fields, detail, defaultPortgroupFields); err != nil {
-				return err
-			}
-		}
-		p, err := q.page(pageSpec{sortKeys: node.PortSortKeys,
-			noSortKeys: []string{"extra", "internal_info", "properties"}})
-		if err != nil {
-			return err
-		}
-		pq := node.PortgroupQuery{Address: address,
-			Page: node.Page{Limit: p.limit, Marker: p.marker, SortKey: p.sortKey, SortDir: p.sortDir}}
-		resource := "portgroups"
-		if underNode {
-			if nodeIdent, err = c.nodeIdent(); err != nil {
-				return err
-			}
-		}
-		if nodeIdent != "" {
-			if c.ver < v5NodeName && !isUUIDLike(nodeIdent) {
-				return notAcceptable()
-			}
-			n, err := c.findNode(nodeIdent)
-			if err != nil {
-				return err
-			}
-			pq.NodeUUID = n.UUID
-			if underNode {
-				resource = "nodes/" + n.UUID + "/portgroups"
-			}
-		}
-		if detailPath {
-			resource += "/detail"
-		}
-		pgs, err := s.be.ListPortgroups(c.r.Context(), pq)
+		pgs, err := s.be.ListPortgroups(c.r.Context(), lq.PortgroupQuery)
 		if err != nil {
 			return err
 		}
 		items := make([]obj, len(pgs))
 		for i, pg := range pgs {
-			items[i] = c.renderPortgroup(pg, fields)
+			items[i] = c.renderPortgroup(pg, lq.fields)
 		}
 		out := obj{{"portgroups", items}}
 		if len(pgs) > 0 {
-			if next := c.nextLink(resource, len(pgs), p, pgs[len(pgs)-1].UUID, fields); next != "" {
+			if next := c.nextLink(lq.resource, len(pgs), lq.page, pgs[len(pgs)-1].UUID, lq.fields); next != "" {
 				out = append(out, field{"next", next})
 			}
 		}
 		return c.json(http.StatusOK, out)
 	}
+}
+
+// portgroupListQuery is a decoded portgroup list request.
+type portgroupListQuery struct {
+	node.PortgroupQuery
+	page     page
+	fields   []string
+	resource string // path of the collection, for "next"
+}
+
+// portgroupQuery reads a portgroup list request in Ironic's order of checks.
+func (c *call) portgroupQuery(q query, detailPath, underNode bool) (portgroupListQuery, error) {
+	lq := portgroupListQuery{resource: "portgroups"}
+	nodeIdent, err := q.uuidOrName("node")
+	if err != nil {
+		return lq, err
+	}
+	if s, ok := q.str("address"); ok {
+		mac, valid := normalizeMAC(s)
+		if !valid {
+			return lq, badRequest("Expected valid MAC address for address: %s", s)
+		}
+		lq.Address = mac
+	}
+	detail, err := q.boolean("detail")
+	if err != nil {
+		return lq, err
+	}
+	if err := c.portgroupsAllowed(); err != nil {
+		return lq, err
+	}
+	lq.fields = q.list("fields")
+	if err := c.checkPortgroupFields(lq.fields); err != nil {
+		return lq, err
+	}
+	if !detailPath {
+		if lq.fields, err = c.returnFields(lq.fields, detail, defaultPortgroupFields); err != nil {
+			return lq, err
+		}
+	}
+	if lq.page, err = q.page(pageSpec{sortKeys: node.PortSortKeys,
+		noSortKeys: []string{"extra", "internal_info", "properties"}}); err != nil {
+		return lq, err
+	}
+	lq.Page = node.Page{Limit: lq.page.limit, Marker: lq.page.marker, SortKey: lq.page.sortKey, SortDir: lq.page.sortDir}
+	if underNode {
+		if nodeIdent, err = c.nodeIdent(); err != nil {
+			return lq, err
+		}
+	}
+	if nodeIdent != "" {
+		if c.ver < v5NodeName && !isUUIDLike(nodeIdent) {
+			return lq, notAcceptable()
+		}
+		n, err := c.findNode(nodeIdent)
+		if err != nil {
+			return lq, err
+		}
+		lq.NodeUUID = n.UUID
+		if underNode {
+			lq.resource = "nodes/" + n.UUID + "/portgroups"
+		}
+	}
+	if detailPath {
+		lq.resource += "/detail"
+	}
+	return lq, nil
 }
 
 // getPortgroup serves GET /v1/portgroups/{portgroup}.

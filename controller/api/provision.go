@@ -124,84 +124,107 @@ func (s *server) setProvision(c *call) error {
 	return c.empty(http.StatusAccepted)
 }
 
-// checkProvision is NodeStatesController.provision and _do_provision_action up to the RPC.
+// checkProvision is NodeStatesController.provision and _do_provision_action up to the RPC,
+// check by check in Ironic's order.
 func (c *call) checkProvision(n *node.Node, b provisionBody) (conductor.ProvisionRequest, error) {
 	req := conductor.ProvisionRequest{Target: b.target, ConfigDrive: b.configdrive}
-	verb, known := provisionVerbs[b.target]
-	if known && c.ver < verb.since {
-		return req, notAcceptable()
+	if err := c.checkProvisionAllowed(n, b.target); err != nil {
+		return req, err
 	}
-	if (b.target == "active" || b.target == "rebuild") && n.Maintenance {
-		return req, badRequest("The provisioning operation can't be performed on node %s "+
+	if err := c.checkProvisionArgs(n, b, &req); err != nil {
+		return req, err
+	}
+	return req, c.targetArgs(b, &req)
+}
+
+// checkProvisionAllowed checks the verb against the microversion, maintenance and the state
+// machine. A node that is busy (reserved) gets 409 rather than 400, as in Ironic.
+func (c *call) checkProvisionAllowed(n *node.Node, target string) error {
+	verb, known := provisionVerbs[target]
+	if known && c.ver < verb.since {
+		return notAcceptable()
+	}
+	if (target == "active" || target == "rebuild") && n.Maintenance {
+		return badRequest("The provisioning operation can't be performed on node %s "+
 			"because it's in maintenance mode.", n.UUID)
 	}
-	event := node.Event(b.target)
+	event := node.Event(target)
 	if known {
 		event = verb.event
 	}
 	if !node.Allowed(n.ProvisionState, event) {
 		if n.Reservation != "" {
-			return req, &node.LockedError{Node: n.UUID, Holder: n.Reservation}
+			return &node.LockedError{Node: n.UUID, Holder: n.Reservation}
 		}
-		return req, invalidStateRequested(b.target, n.UUID, string(n.ProvisionState))
+		return invalidStateRequested(target, n.UUID, string(n.ProvisionState))
 	}
+	return nil
+}
+
+// checkProvisionArgs checks that each optional argument suits the target and version.
+func (c *call) checkProvisionArgs(n *node.Node, b provisionBody, req *conductor.ProvisionRequest) error {
 	if err := c.checkConfigdrive(b.target, b.configdrive); err != nil {
-		return req, err
+		return err
 	}
 	if b.disableRamdisk != nil {
 		if c.ver < v70DisableRamdisk {
-			return req, clientError(http.StatusNotAcceptable, "disable_ramdisk is not acceptable in this API version")
+			return clientError(http.StatusNotAcceptable, "disable_ramdisk is not acceptable in this API version")
 		}
 		if b.target != "clean" {
-			return req, badRequest("disable_ramdisk is supported only with manual cleaning")
+			return badRequest("disable_ramdisk is supported only with manual cleaning")
 		}
 		req.DisableRamdisk = *b.disableRamdisk
 	}
 	if len(b.cleanSteps) > 0 && b.target != "clean" {
-		return req, badRequest("\"clean_steps\" is only valid when setting target provision state to clean")
+		return badRequest("\"clean_steps\" is only valid when setting target provision state to clean")
 	}
 	if len(b.deploySteps) > 0 {
 		if c.ver < v69DeploySteps {
-			return req, notAcceptableMin(v69DeploySteps)
+			return notAcceptableMin(v69DeploySteps)
 		}
 		if b.target != "active" && b.target != "rebuild" {
-			return req, badRequest("\"deploy_steps\" is only valid when setting target provision state to active or rebuild")
+			return badRequest("\"deploy_steps\" is only valid when setting target provision state to active or rebuild")
 		}
 	}
 	if b.rescuePassword != nil && b.target != "rescue" {
-		return req, badRequest("\"rescue_password\" is only valid when setting target provision state to rescue")
+		return badRequest("\"rescue_password\" is only valid when setting target provision state to rescue")
 	}
 	if n.ProvisionState == node.InspectWait && b.target == "abort" && c.ver < v41InspectAbort {
-		return req, notAcceptable()
+		return notAcceptable()
 	}
+	return nil
+}
+
+// targetArgs validates what a target requires (steps, rescue password) into req.
+func (c *call) targetArgs(b provisionBody, req *conductor.ProvisionRequest) error {
 	switch b.target {
 	case "active", "rebuild", "deploy":
 		if len(b.deploySteps) > 0 {
 			steps, err := checkSteps("deploy", b.deploySteps)
 			if err != nil {
-				return req, err
+				return err
 			}
 			req.DeploySteps = steps
 		}
 	case "rescue":
 		if b.rescuePassword == nil || strings.TrimSpace(*b.rescuePassword) == "" {
-			return req, badRequest("A non-empty \"rescue_password\" is required when setting target provision state to rescue")
+			return badRequest("A non-empty \"rescue_password\" is required when setting target provision state to rescue")
 		}
 		req.RescuePassword = *b.rescuePassword
 	case "clean":
 		if len(b.cleanSteps) == 0 {
-			return req, badRequest("\"clean_steps\" is required when setting target provision state to clean")
+			return badRequest("\"clean_steps\" is required when setting target provision state to clean")
 		}
 		steps, err := checkSteps("clean", b.cleanSteps)
 		if err != nil {
-			return req, err
+			return err
 		}
 		req.CleanSteps = steps
 	case "deleted", "undeploy", "inspect", "unrescue", "manage", "provide", "abort", "adopt":
 	default:
-		return req, badRequest("The requested action \"%s\" could not be understood.", b.target)
+		return badRequest("The requested action \"%s\" could not be understood.", b.target)
 	}
-	return req, nil
+	return nil
 }
 
 // configdriveKeys are the members of a configdrive object and their types.
