@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/ferrumhq/ferrum/controller/conductor"
 	"github.com/ferrumhq/ferrum/controller/node"
@@ -112,3 +116,39 @@ func TestPanicIs500(t *testing.T) {
 type panicBackend struct{ Backend }
 
 func (panicBackend) Drivers(context.Context) ([]conductor.DriverInfo, error) { panic("boom") }
+
+// TestLogging: every request is logged at debug; a 5xx at error with its cause.
+func TestLogging(t *testing.T) {
+	_, be := newTestAPI(t)
+	var buf bytes.Buffer
+	h, err := New(Config{Backend: be, Hostname: "h", Log: zerolog.New(&buf).Level(zerolog.DebugLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, h, "1.78", "GET", "/v1/nodes", "")
+	be.FailNext("ListNodes", errors.New("disk on fire"))
+	r := do(t, h, "1.78", "GET", "/v1/nodes", "")
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	var debug, errs int
+	for _, l := range lines {
+		switch l["level"] {
+		case "debug":
+			debug++
+		case "error":
+			errs++
+			if l["error"] != "disk on fire" || l["request_id"] != r.header.Get(hdrRequestID) || l["status"] != float64(500) {
+				t.Errorf("error line = %v", l)
+			}
+		}
+	}
+	if debug != 2 || errs != 1 {
+		t.Errorf("log lines: %d debug, %d error; want 2 and 1:\n%s", debug, errs, buf.String())
+	}
+}
