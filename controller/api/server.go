@@ -144,6 +144,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(c.w, r2)
+	r.Pattern = r2.Pattern // outer middleware (metrics) labels by the matched route
 }
 
 // finish recovers a panic into a 500 and logs the request.

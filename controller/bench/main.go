@@ -138,8 +138,8 @@ func createNodes(c *http.Client, base string, n, conc, batch int) (float64, erro
 					return
 				}
 				body, _ := json.Marshal(map[string]any{"driver": "fake-hardware",
-					"name":       fmt.Sprintf("bench-%d-%d", batch, i),
-					"properties": map[string]any{"cpus": 32, "memory_mb": 131072, "local_gb": 900},
+					"name":        fmt.Sprintf("bench-%d-%d", batch, i),
+					"properties":  map[string]any{"cpus": 32, "memory_mb": 131072, "local_gb": 900},
 					"driver_info": map[string]any{"ipmi_address": "10.0.0.1", "ipmi_password": "x"}})
 				code, b, err := do(c, "POST", base+"/v1/nodes", body)
 				if err == nil && code != 201 {

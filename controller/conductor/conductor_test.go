@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,9 @@ func TestLifecycle(t *testing.T) {
 	n := e.create(t, &node.Node{Name: "n1"})
 	if n.ProvisionState != node.Enroll || n.Interfaces.Power != "fake" || n.Interfaces.Network != "noop" {
 		t.Fatalf("created node: state %q, power %q, network %q", n.ProvisionState, n.Interfaces.Power, n.Interfaces.Network)
+	}
+	if stored, _ := e.c.GetNode(context.Background(), "n1"); !stored.UpdatedAt.IsZero() || stored.CreatedAt.IsZero() {
+		t.Errorf("new node: created_at %v updated_at %v, want set and null", stored.CreatedAt, stored.UpdatedAt)
 	}
 	e.provision(t, "n1", conductor.ProvisionRequest{Target: "manage"})
 	got := e.wait(t, "n1", node.Manageable)
@@ -360,9 +364,17 @@ func TestUnknownDriverAndInterface(t *testing.T) {
 	}
 	n := &node.Node{Driver: fake.Name}
 	n.Interfaces.Boot = "bogus"
-	if _, err := e.c.CreateNode(context.Background(), n); !errors.Is(err, node.ErrInvalid) {
-		t.Fatalf("unknown boot interface = %v, want ErrInvalid", err)
+	_, err = e.c.CreateNode(context.Background(), n)
+	if !errors.Is(err, node.ErrInvalid) || err.Error() != "Could not find the following interface in the 'ironic.hardware.interfaces.boot' entrypoint: bogus. Valid interfaces are ['fake', 'ipxe', 'pxe', 'http-ipxe', 'http']." {
+		t.Fatalf("unknown boot interface = %v, want Ironic's InterfaceNotFoundInEntrypoint", err)
 	}
+	n.Interfaces.Boot = ""
+	n.ConductorGroup = "elsewhere"
+	_, err = e.c.CreateNode(context.Background(), n)
+	if !errors.Is(err, node.ErrInvalid) || !strings.Contains(err.Error(), `for conductor group "elsewhere"`) {
+		t.Fatalf("unserved conductor group = %v, want No valid host", err)
+	}
+	n.ConductorGroup = ""
 	n.Interfaces.Boot, n.Interfaces.Deploy, n.Interfaces.Raid = "ipxe", "direct", "no-raid"
 	got, err := e.c.CreateNode(context.Background(), n)
 	if err != nil || got.Interfaces.Boot != "ipxe" || got.Interfaces.Deploy != "direct" || got.Interfaces.Raid != "no-raid" {

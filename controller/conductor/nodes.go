@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -25,11 +26,14 @@ func (c *Conductor) CreateNode(ctx context.Context, n *node.Node) (*node.Node, e
 	if n.ResourceClass == "" {
 		n.ResourceClass = c.cfg.DefaultResourceClass
 	}
+	if err := c.checkServed(ctx, n); err != nil {
+		return nil, err
+	}
 	if err := c.checkInterfaces(n, nil); err != nil {
 		return nil, err
 	}
 	n.CreatedAt = c.cfg.Now().UTC()
-	n.UpdatedAt = n.CreatedAt
+	n.UpdatedAt = time.Time{} // Ironic shows null until the first update
 	n.Normalize()
 	if err := c.store.CreateNode(ctx, n); err != nil {
 		return nil, err
@@ -57,10 +61,52 @@ func (c *Conductor) checkInterfaces(n, old *node.Node) error {
 			continue
 		}
 		if !slices.Contains(sup[t], v) {
-			return node.Errorf(node.ErrInvalid, "Could not find the following interface in the 'ironic.hardware.interfaces.%s' entrypoint: %s. Valid interfaces are %s.", t, v, strings.Join(sup[t], ", "))
+			if c.knownIface(t, v) {
+				return node.Errorf(node.ErrInvalid, "%s interface implementation '%s' is not supported by hardware type %s.", t, v, n.Driver)
+			}
+			return node.Errorf(node.ErrInvalid, "Could not find the following interface in the 'ironic.hardware.interfaces.%s' entrypoint: %s. Valid interfaces are %s.", t, v, pyList(sup[t]))
 		}
 	}
 	return nil
+}
+
+// knownIface reports whether any hardware type implements v for interface type t.
+func (c *Conductor) knownIface(t, v string) bool {
+	for _, h := range c.hw {
+		if slices.Contains(h.Supported()[t], v) {
+			return true
+		}
+	}
+	return false
+}
+
+// pyList formats names the way Ironic's messages print a Python list: ['a', 'b'].
+func pyList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "'" + n + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// checkServed refuses a (driver, conductor group) that no online conductor serves.
+func (c *Conductor) checkServed(ctx context.Context, n *node.Node) error {
+	if n.Driver == "" {
+		return node.Errorf(node.ErrInvalid, "Schema error for node: 'driver' is a required property")
+	}
+	if _, ok := c.hw[n.Driver]; ok && n.ConductorGroup == c.cfg.ConductorGroup {
+		return nil
+	}
+	conds, err := c.store.ListConductors(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cd := range conds {
+		if cd.Online && strings.EqualFold(cd.ConductorGroup, n.ConductorGroup) && slices.Contains(cd.Drivers, n.Driver) {
+			return nil
+		}
+	}
+	return noHostForDriver(n.Driver, n.ConductorGroup)
 }
 
 // GetNode finds a node by UUID or name.
@@ -99,6 +145,11 @@ func (c *Conductor) UpdateNode(ctx context.Context, ident string, mutate func(n 
 	// Fields a PATCH cannot touch stay as stored, whatever mutate did.
 	n.UUID, n.ID, n.CreatedAt = old.UUID, old.ID, old.CreatedAt
 	n.Reservation, n.ReservationExpires = old.Reservation, old.ReservationExpires
+	if n.Driver != old.Driver || n.ConductorGroup != old.ConductorGroup {
+		if err := c.checkServed(ctx, n); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.checkInterfaces(n, old); err != nil {
 		return nil, err
 	}
@@ -278,4 +329,17 @@ func (c *Conductor) ListConductors(ctx context.Context) ([]*node.Conductor, erro
 // GetConductor shows one conductor.
 func (c *Conductor) GetConductor(ctx context.Context, hostname string) (*node.Conductor, error) {
 	return c.store.GetConductor(ctx, hostname)
+}
+
+// DriverProperties lists the driver_info keys a hardware type reads, with their descriptions
+// (GET /v1/drivers/{name}/properties); empty when the type does not describe them.
+func (c *Conductor) DriverProperties(ctx context.Context, driver string) (map[string]string, error) {
+	h, ok := c.hw[driver]
+	if !ok {
+		return nil, node.Errorf(node.ErrNotFound, "The driver '%s' is unknown.", driver)
+	}
+	if d, ok := h.(PropertiesDescriber); ok {
+		return d.Properties(), nil
+	}
+	return map[string]string{}, nil
 }

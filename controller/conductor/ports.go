@@ -149,3 +149,9 @@ type Notifier interface {
 type nopNotifier struct{}
 
 func (nopNotifier) PowerChanged(context.Context, *node.Node, string) {}
+
+// PropertiesDescriber is an optional HardwareType ability: the driver_info keys it reads, each
+// with a description that says whether it is required.
+type PropertiesDescriber interface {
+	Properties() map[string]string
+}

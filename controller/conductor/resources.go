@@ -405,3 +405,23 @@ func normalizeAllocation(a *node.Allocation) {
 		a.CandidateNodes = []string{}
 	}
 }
+
+// UpdateAllocation applies mutate (name, extra) to an allocation; identity and matching
+// fields stay as stored.
+func (c *Conductor) UpdateAllocation(ctx context.Context, ident string, mutate func(a *node.Allocation) error) (*node.Allocation, error) {
+	a, err := c.store.GetAllocation(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	old := cloneAllocation(a)
+	if err := mutate(a); err != nil {
+		return nil, err
+	}
+	a.UUID, a.ID, a.CreatedAt, a.NodeUUID, a.State = old.UUID, old.ID, old.CreatedAt, old.NodeUUID, old.State
+	a.UpdatedAt = c.cfg.Now().UTC()
+	normalizeAllocation(a)
+	if err := c.store.SaveAllocation(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}

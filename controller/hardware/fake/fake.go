@@ -178,3 +178,14 @@ func (f *fake) Rescue(ctx context.Context, n *node.Node) (conductor.Outcome, err
 func (f *fake) Unrescue(ctx context.Context, n *node.Node) error {
 	return f.op(ctx, n, "rescue", f.cfg.DeployDelay)
 }
+
+// Properties implements conductor.PropertiesDescriber.
+func (h *Hardware) Properties() map[string]string {
+	return map[string]string{
+		"fake_power_delay":   "Duration of a power action on this node, e.g. \"2s\". Optional.",
+		"fake_deploy_delay":  "Duration of deploy, tear-down and rescue on this node. Optional.",
+		"fake_clean_delay":   "Duration of cleaning on this node. Optional.",
+		"fake_inspect_delay": "Duration of inspection on this node. Optional.",
+		"fake_fail":          "Comma-separated operations that fail on this node: power, deploy, clean, inspect, rescue, teardown, adopt, validate. Optional.",
+	}
+}
