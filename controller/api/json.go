@@ -160,10 +160,21 @@ func writeFloat(b *bytes.Buffer, f float64) {
 	b.Write(raw)
 }
 
-// writeJSONString writes s as a JSON string with Python's ensure_ascii escaping.
+// writeJSONString writes s as a JSON string with Python's ensure_ascii escaping. Runs of
+// printable ASCII are copied in one go; everything else is escaped one rune at a time.
 func writeJSONString(b *bytes.Buffer, s string) {
 	b.WriteByte('"')
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < utf8.RuneSelf && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		b.WriteString(s[i:j])
+		if j == len(s) {
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s[j:])
+		i = j + size
 		switch r {
 		case '"':
 			b.WriteString(`\"`)
@@ -180,20 +191,26 @@ func writeJSONString(b *bytes.Buffer, s string) {
 		case '\f':
 			b.WriteString(`\f`)
 		default:
-			switch {
-			case r < 0x20:
-				fmt.Fprintf(b, `\u%04x`, r)
-			case r < utf8.RuneSelf:
-				b.WriteRune(r)
-			case r > 0xffff:
+			if r > 0xffff {
 				r -= 0x10000
-				fmt.Fprintf(b, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
-			default:
-				fmt.Fprintf(b, `\u%04x`, r)
+				writeU4(b, 0xd800+(r>>10))
+				writeU4(b, 0xdc00+(r&0x3ff))
+			} else {
+				writeU4(b, r)
 			}
 		}
 	}
 	b.WriteByte('"')
+}
+
+// writeU4 writes \uXXXX with lower-case hex digits, as Python does.
+func writeU4(b *bytes.Buffer, r rune) {
+	const hex = "0123456789abcdef"
+	b.WriteString(`\u`)
+	b.WriteByte(hex[(r>>12)&0xf])
+	b.WriteByte(hex[(r>>8)&0xf])
+	b.WriteByte(hex[(r>>4)&0xf])
+	b.WriteByte(hex[r&0xf])
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -16,6 +16,7 @@ func TestPyJSON(t *testing.T) {
 		{"map-sorted", map[string]any{"b": true, "a": []any{json.Number("1.50"), "x"}}, `{"a": [1.50, "x"], "b": true}`},
 		{"ensure-ascii", "é – 😀", `"\u00e9 \u2013 \ud83d\ude00"`},
 		{"controls", "a\"b\\c\n\t\x01<>&/", `"a\"b\\c\n\t\u0001<>&/"`},
+		{"invalid-utf8-and-del", "a\xffb\x7f", "\"a\\ufffdb\x7f\""},
 		{"float", 4096.0, `4096`},
 		{"empty", []string{}, `[]`},
 		{"typed-map", map[string]string{"k": "v"}, `{"k": "v"}`},

@@ -164,7 +164,7 @@ func (c *call) shownState(s node.State) any {
 // renderNode is Ironic's node_convert_with_links + node_sanitize: every field visible at the
 // microversion, or only fields (plus links) when fields is not nil.
 func (c *call) renderNode(n *node.Node, fields []string) obj {
-	var o obj
+	o := make(obj, 0, len(nodeFields)+12)
 	if fields == nil || slices.Contains(fields, "uuid") {
 		o = append(o, field{"uuid", n.UUID})
 	}

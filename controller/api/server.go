@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -224,9 +225,20 @@ func publicURL(r *http.Request) string {
 func (c *call) json(status int, v any) error {
 	c.w.Header().Set("Content-Type", "application/json")
 	c.w.WriteHeader(status)
-	_, err := c.w.Write(pyJSON(v))
+	b := bufPool.Get().(*bytes.Buffer)
+	defer func() {
+		if b.Cap() <= 16<<20 { // don't keep huge buffers alive
+			b.Reset()
+			bufPool.Put(b)
+		}
+	}()
+	writeJSON(b, v)
+	_, err := c.w.Write(b.Bytes())
 	return err
 }
+
+// bufPool recycles response buffers: a 1000-node page is ~3 MB of JSON.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // empty writes a status without a body (202, 204).
 func (c *call) empty(status int) error {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,12 +37,16 @@ func main() {
 	nodes := flag.Int("nodes", 10000, "fleet size")
 	requests := flag.Int("requests", 200, "list requests to time")
 	conc := flag.Int("concurrency", 8, "concurrent clients while creating nodes")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the list phase to this file")
 	flag.Parse()
+	profile = *cpuprofile
 	if err := run(*nodes, *requests, *conc, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+var profile string
 
 func run(nodes, requests, conc int, out io.Writer) error {
 	ctx := context.Background()
@@ -95,6 +100,17 @@ func run(nodes, requests, conc int, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "| POST /v1/nodes, %d clients | %s | %.0f nodes/s |\n", conc, tr.name, rate)
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, tr := range transports {
 		p50, p99, count, err := listDetail(tr.c, tr.base, requests)
