@@ -68,15 +68,35 @@ func (s *Store) migrate(ctx context.Context) error {
 		) STRICT`); err != nil {
 			return fmt.Errorf("sqlite: migrate: %w", err)
 		}
-		var current int
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		applied := map[int]bool{}
+		rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
 			return fmt.Errorf("sqlite: migrate: %w", err)
 		}
-		if latest := ms[len(ms)-1].version; current > latest {
-			return fmt.Errorf("sqlite: database schema version %d is newer than this binary's %d", current, latest)
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: migrate: %w", err)
+			}
+			applied[v] = true
 		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+		known := map[int]bool{}
 		for _, m := range ms {
-			if m.version <= current {
+			known[m.version] = true
+		}
+		for v := range applied {
+			if !known[v] {
+				return fmt.Errorf("sqlite: database has schema migration %d that this binary does not know: it was written by a newer Ferrum", v)
+			}
+		}
+		// Each migration is applied unless recorded, so one that lands with a lower number
+		// than an already applied one (parallel development) is still applied.
+		for _, m := range ms {
+			if applied[m.version] {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
