@@ -82,10 +82,21 @@ type Power interface {
 	SetPowerState(ctx context.Context, n *node.Node, target string, timeout time.Duration) error
 }
 
-// Management sets the boot device.
+// Management sets and reads the boot device. Implementations may record what they need in
+// n.DriverInternalInfo; the conductor saves the node after a successful call.
 type Management interface {
 	Validate(ctx context.Context, n *node.Node) error
+	// SupportedBootDevices lists the devices SetBootDevice accepts (Ironic's names: pxe, disk,
+	// cdrom, bios, safe, …).
+	SupportedBootDevices(ctx context.Context, n *node.Node) ([]string, error)
 	SetBootDevice(ctx context.Context, n *node.Node, device string, persistent bool) error
+	GetBootDevice(ctx context.Context, n *node.Node) (BootDevice, error)
+}
+
+// BootDevice is a node's boot device as its BMC reports it.
+type BootDevice struct {
+	Device     string // "" when unknown (null on the API)
+	Persistent *bool  // nil when unknown
 }
 
 // Deploy writes and removes instances and runs cleaning.

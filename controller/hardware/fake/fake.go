@@ -22,7 +22,7 @@ const Name = "fake-hardware"
 // Config sets the delay of each kind of operation. A node's driver_info may override them with
 // durations ("fake_power_delay": "2s", "fake_deploy_delay", "fake_clean_delay",
 // "fake_inspect_delay") and make operations fail: "fake_fail": "deploy,clean" (any of power,
-// deploy, clean, inspect, rescue, teardown, adopt, validate).
+// management, deploy, clean, inspect, rescue, teardown, adopt, validate).
 type Config struct {
 	PowerDelay   time.Duration
 	DeployDelay  time.Duration
@@ -139,8 +139,25 @@ func (f *fake) SetPowerState(ctx context.Context, n *node.Node, target string, _
 	return f.op(ctx, n, "power", f.cfg.PowerDelay)
 }
 
+// SupportedBootDevices is Ironic's FakeManagement: PXE only.
+func (f *fake) SupportedBootDevices(ctx context.Context, n *node.Node) ([]string, error) {
+	return []string{"pxe"}, nil
+}
+
 func (f *fake) SetBootDevice(ctx context.Context, n *node.Node, device string, persistent bool) error {
+	if device != "pxe" {
+		return fmt.Errorf("Invalid boot device %s specified.", device)
+	}
 	return f.op(ctx, n, "management", 0)
+}
+
+// GetBootDevice is Ironic's FakeManagement answer: PXE, not persistent.
+func (f *fake) GetBootDevice(ctx context.Context, n *node.Node) (conductor.BootDevice, error) {
+	if err := f.op(ctx, n, "management", 0); err != nil {
+		return conductor.BootDevice{}, err
+	}
+	persistent := false
+	return conductor.BootDevice{Device: "pxe", Persistent: &persistent}, nil
 }
 
 func (f *fake) Deploy(ctx context.Context, n *node.Node) (conductor.Outcome, error) {
@@ -186,6 +203,6 @@ func (h *Hardware) Properties() map[string]string {
 		"fake_deploy_delay":  "Duration of deploy, tear-down and rescue on this node. Optional.",
 		"fake_clean_delay":   "Duration of cleaning on this node. Optional.",
 		"fake_inspect_delay": "Duration of inspection on this node. Optional.",
-		"fake_fail":          "Comma-separated operations that fail on this node: power, deploy, clean, inspect, rescue, teardown, adopt, validate. Optional.",
+		"fake_fail":          "Comma-separated operations that fail on this node: power, management, deploy, clean, inspect, rescue, teardown, adopt, validate. Optional.",
 	}
 }
