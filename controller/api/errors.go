@@ -73,6 +73,9 @@ func errorStatus(err error, reqID string) (status int, msg string, webob bool) {
 	case errors.As(err, &invState):
 		return http.StatusBadRequest, invState.Error(), false
 	case errors.As(err, &ne):
+		if errors.Is(ne.Kind, node.ErrHardware) {
+			return http.StatusInternalServerError, ne.Msg, false
+		}
 		if status, generic := sentinelStatus(ne.Kind); status != http.StatusInternalServerError {
 			if status == http.StatusServiceUnavailable || ne.Msg == "" {
 				return status, generic, false

@@ -44,6 +44,22 @@ type Config struct {
 	HeartbeatInterval      time.Duration // [10s] conductor row refresh
 	ShutdownTimeout        time.Duration // [30s] Close waits this long for tasks, then cancels them
 
+	// Power sync (Ironic's _sync_power_states): every PowerSyncInterval [60s; negative: off]
+	// the reads of one pass are spread over half the interval, PowerSyncWorkers [32] at a time,
+	// nodes whose last sync failed in a slow lane of PowerSyncSlowWorkers [8]. After
+	// PowerSyncMaxRetries [3; negative: 0] failed reads or mismatches in a row a node goes into
+	// maintenance with fault "power failure". On a mismatch the hardware is driven back to the
+	// recorded state (Ironic's force_power_state_during_sync) unless
+	// PowerSyncAcceptHardwareState, which records the hardware's state instead.
+	PowerSyncInterval            time.Duration
+	PowerSyncWorkers             int
+	PowerSyncSlowWorkers         int
+	PowerSyncMaxRetries          int
+	PowerSyncAcceptHardwareState bool
+	// PowerFailureRecoveryInterval [300s; negative: off]: how often nodes in maintenance for a
+	// power failure are checked and, if their BMC answers, taken out of maintenance.
+	PowerFailureRecoveryInterval time.Duration
+
 	DisableAutomatedClean  bool   // nodes without automated_clean skip cleaning on provide/undeploy
 	AllowDeletingAvailable bool   // Ironic's [conductor]allow_deleting_available_nodes
 	DefaultResourceClass   string // given to nodes created without one
@@ -94,6 +110,24 @@ func (c *Config) validate() error {
 	def(&c.ServiceCallbackTimeout, 30*time.Minute)
 	def(&c.HeartbeatInterval, 10*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.PowerSyncInterval == 0 {
+		c.PowerSyncInterval = 60 * time.Second
+	}
+	if c.PowerFailureRecoveryInterval == 0 {
+		c.PowerFailureRecoveryInterval = 300 * time.Second
+	}
+	if c.PowerSyncWorkers <= 0 {
+		c.PowerSyncWorkers = 32
+	}
+	if c.PowerSyncSlowWorkers <= 0 {
+		c.PowerSyncSlowWorkers = 8
+	}
+	switch {
+	case c.PowerSyncMaxRetries == 0:
+		c.PowerSyncMaxRetries = 3
+	case c.PowerSyncMaxRetries < 0:
+		c.PowerSyncMaxRetries = 0
+	}
 	if c.Notifier == nil {
 		c.Notifier = nopNotifier{}
 	}
@@ -124,6 +158,10 @@ type Conductor struct {
 	stop      context.CancelFunc
 
 	stats struct{ started, failed, rejected atomic.Int64 }
+
+	syncMu      sync.Mutex // one power sync pass at a time
+	syncCountMu sync.Mutex
+	syncCount   map[string]int // consecutive failed syncs per node UUID (Ironic keeps it in memory too)
 }
 
 // New validates cfg and returns a Conductor that has not started its periodic tasks yet.
@@ -138,6 +176,8 @@ func New(cfg Config) (*Conductor, error) {
 		log:   cfg.Log.With().Str("component", "conductor").Logger(),
 		hw:    map[string]HardwareType{},
 		sem:   make(chan struct{}, cfg.Workers),
+
+		syncCount: map[string]int{},
 	}
 	for _, h := range cfg.HardwareTypes {
 		c.hw[h.Name()] = h
@@ -166,6 +206,19 @@ func (c *Conductor) Start(ctx context.Context) error {
 		}
 	})
 	c.every(c.cfg.CheckInterval, c.checkWaitTimeouts)
+	if c.cfg.PowerSyncInterval > 0 {
+		c.every(c.cfg.PowerSyncInterval, func(ctx context.Context) {
+			st, err := c.syncPowerStates(ctx, c.cfg.PowerSyncInterval/2)
+			if err != nil && ctx.Err() == nil {
+				c.log.Error().Err(err).Msg("power sync failed")
+			}
+			c.log.Debug().Int("nodes", st.Nodes).Int("failed", st.Failed).Int("forced", st.Forced).
+				Int("recorded", st.Recorded).Int("maintenance", st.Maintenance).Dur("took", st.Duration).Msg("power sync pass")
+		})
+	}
+	if c.cfg.PowerFailureRecoveryInterval > 0 {
+		c.every(c.cfg.PowerFailureRecoveryInterval, c.RecoverPowerFailures)
+	}
 	c.log.Info().Str("host", c.host).Int("workers", c.cfg.Workers).Msg("conductor started")
 	return nil
 }

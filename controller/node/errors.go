@@ -20,6 +20,8 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrLockLost: the caller no longer holds the node's reservation.
 	ErrLockLost = errors.New("node reservation lost")
+	// ErrHardware: the machine or its BMC failed the request (500, the message is shown).
+	ErrHardware = errors.New("hardware failure")
 )
 
 // Error carries a client-facing message for one of the sentinels above.
