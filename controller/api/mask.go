@@ -16,7 +16,9 @@ var sanitizeKeys = []string{"adminpass", "admin_pass", "password", "admin_passwo
 	"passphrase", "cephclusterfsid", "octaviaheartbeatkey", "rabbitcookie",
 	"cephmanilaclientkey", "pacemakerremoteauthkey", "designaterndckey", "cephadminkey",
 	"heatauthencryptionkey", "cephclientkey", "keystonecredential", "barbicansimplecryptokek",
-	"cephrgwkey", "swifthashsuffix", "migrationsshkey", "cephmdskey", "cephmonkey"}
+	"cephrgwkey", "swifthashsuffix", "migrationsshkey", "cephmdskey", "cephmonkey",
+	// Not in oslo's list: IPMI's Kg key (ipmi_hex_kg_key) is a secret too.
+	"kg_key"}
 
 // maskPasswordPatterns are strutils' value patterns (_FORMAT_PATTERNS_2 then _1) with the
 // key list as one alternation; group 1 (and 2) survive, the secret between is replaced.

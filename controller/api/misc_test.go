@@ -218,6 +218,9 @@ func TestApitestSatisfiesOptionalInterfaces(t *testing.T) {
 	if _, ok := b.(DriverPropertiesProvider); !ok {
 		t.Error("apitest.Backend does not implement DriverPropertiesProvider")
 	}
+	if _, ok := b.(BootDeviceManager); !ok {
+		t.Error("apitest.Backend does not implement BootDeviceManager")
+	}
 	if _, err := be.Drivers(context.Background()); err != nil {
 		t.Fatal(err)
 	}

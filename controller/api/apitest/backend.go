@@ -39,6 +39,8 @@ type Backend struct {
 	// Recorded calls, for assertions.
 	Provisions []ProvisionCall
 	Powers     []PowerCall
+
+	boot map[string]conductor.BootDevice // by node UUID
 }
 
 // ProvisionCall is one SetProvisionState call.
@@ -67,6 +69,7 @@ func New(now func() time.Time) *Backend {
 		allocs:     map[string]*node.Allocation{},
 		fail:       map[string]error{},
 		drivers:    DefaultDrivers(),
+		boot:       map[string]conductor.BootDevice{},
 	}
 	t := now().UTC()
 	b.conductors = []*node.Conductor{{Hostname: Hostname, Drivers: []string{"fake-hardware", "ipmi"},
@@ -1068,4 +1071,59 @@ func (b *Backend) GetConductor(_ context.Context, hostname string) (*node.Conduc
 		}
 	}
 	return nil, node.NotFound("Conductor", hostname)
+}
+
+// bootDevicesOf is what each driver's management interface accepts (Ironic's fake and
+// ipmitool management).
+func bootDevicesOf(driver string) []string {
+	if driver == "fake-hardware" {
+		return []string{"pxe"}
+	}
+	return []string{"pxe", "disk", "cdrom", "bios", "safe"}
+}
+
+// SupportedBootDevices implements api.BootDeviceManager.
+func (b *Backend) SupportedBootDevices(_ context.Context, ident string) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.injected("SupportedBootDevices"); err != nil {
+		return nil, err
+	}
+	n, err := b.findNode(ident)
+	if err != nil {
+		return nil, err
+	}
+	return bootDevicesOf(n.Driver), nil
+}
+
+// SetBootDevice implements api.BootDeviceManager.
+func (b *Backend) SetBootDevice(_ context.Context, ident, device string, persistent bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.injected("SetBootDevice"); err != nil {
+		return err
+	}
+	n, err := b.lockedNode(ident)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(bootDevicesOf(n.Driver), device) {
+		return node.Errorf(node.ErrInvalid, "Invalid boot device %s specified.", device)
+	}
+	b.boot[n.UUID] = conductor.BootDevice{Device: device, Persistent: &persistent}
+	return nil
+}
+
+// GetBootDevice implements api.BootDeviceManager: unknown until set.
+func (b *Backend) GetBootDevice(_ context.Context, ident string) (conductor.BootDevice, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.injected("GetBootDevice"); err != nil {
+		return conductor.BootDevice{}, err
+	}
+	n, err := b.lockedNode(ident)
+	if err != nil {
+		return conductor.BootDevice{}, err
+	}
+	return b.boot[n.UUID], nil
 }
