@@ -93,6 +93,10 @@ type Node struct {
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+
+	// Agent is what is known of the node's agent link; filled on reads, never stored with
+	// the node (the store keeps it beside it). Nil when the node never had an agent.
+	Agent *AgentLink `json:"-"`
 }
 
 // Interfaces holds the interface implementation chosen for each of Ironic's interface types.
@@ -196,6 +200,10 @@ func (n *Node) Clone() *Node {
 	}
 	c.ID = n.ID
 	c.ReservationExpires = n.ReservationExpires
+	if n.Agent != nil {
+		a := *n.Agent
+		c.Agent = &a
+	}
 	return c
 }
 
