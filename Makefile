@@ -15,9 +15,10 @@ run: build
 	./$(BIN)/ferrum-controller --api-addr 127.0.0.1:6385 --data-dir ./ferrum-data
 
 # Everything CI runs: the package installs, vet, the whole suite with the race detector, and the
-# slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests).
+# slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests;
+# FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool).
 test: test-setup vet
-	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-setup:
 	bash controller/cmd/ferrum-controller/test-setup.sh
@@ -32,9 +33,10 @@ vet:
 
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
+FUZZPKGS ?= ./controller/api ./controller/power/ipmi
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./controller/api | grep ^Fuzz); do \
-		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./controller/api || exit 1; done
+	@for p in $(FUZZPKGS); do for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+		echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 # Benchmarks recorded in docs/benchmarks.md.
 bench:

@@ -51,6 +51,22 @@ type Config struct {
 	AutomatedClean         bool          `yaml:"automated_clean" help:"clean nodes on provide and undeploy"`
 	AllowDeletingAvailable bool          `yaml:"allow_deleting_available" help:"allow deleting available nodes"`
 
+	PowerSyncInterval            time.Duration `yaml:"power_sync_interval" help:"how often power states are read and reconciled with the records (0 disables)"`
+	PowerSyncWorkers             int           `yaml:"power_sync_workers" help:"concurrent power state reads of a sync pass"`
+	PowerSyncSlowWorkers         int           `yaml:"power_sync_slow_workers" help:"concurrent reads for nodes whose last sync failed"`
+	PowerStateSyncMaxRetries     int           `yaml:"power_state_sync_max_retries" help:"failed syncs in a row before a node goes into maintenance (power failure)"`
+	ForcePowerStateDuringSync    bool          `yaml:"force_power_state_during_sync" help:"on a mismatch drive the hardware to the recorded state (false: record the hardware's)"`
+	PowerFailureRecoveryInterval time.Duration `yaml:"power_failure_recovery_interval" help:"how often nodes in maintenance for a power failure are retried (0 disables)"`
+	PowerStateChangeTimeout      time.Duration `yaml:"power_state_change_timeout" help:"how long a power change may take to show in the BMC's status"`
+	SoftPowerOffTimeout          time.Duration `yaml:"soft_power_off_timeout" help:"the same for soft power off and soft reboot"`
+	DefaultBootMode              string        `yaml:"default_boot_mode" help:"boot mode of nodes that ask for none: uefi or bios"`
+
+	IPMITimeout          time.Duration `yaml:"ipmi_timeout" help:"ipmi: wait for one BMC reply"`
+	IPMIAttempts         int           `yaml:"ipmi_attempts" help:"ipmi: sends of a request before giving up"`
+	IPMICallTimeout      time.Duration `yaml:"ipmi_call_timeout" help:"ipmi: bound on one operation, reconnecting included"`
+	IPMIFailureThreshold int           `yaml:"ipmi_failure_threshold" help:"ipmi: failed calls in a row after which a BMC's calls fail fast until a probe succeeds"`
+	IPMIProbeInterval    time.Duration `yaml:"ipmi_probe_interval" help:"ipmi: first pause before probing a failing BMC (doubles up to 5m)"`
+
 	FakePowerDelay   time.Duration `yaml:"fake_power_delay" help:"fake-hardware: duration of a power action"`
 	FakeDeployDelay  time.Duration `yaml:"fake_deploy_delay" help:"fake-hardware: duration of deploy, tear-down and rescue"`
 	FakeCleanDelay   time.Duration `yaml:"fake_clean_delay" help:"fake-hardware: duration of cleaning"`
@@ -77,6 +93,21 @@ func Defaults() Config {
 		RescueCallbackTimeout: 30 * time.Minute,
 		ShutdownTimeout:       30 * time.Second,
 		AutomatedClean:        true,
+
+		PowerSyncInterval:            60 * time.Second,
+		PowerSyncWorkers:             32,
+		PowerSyncSlowWorkers:         8,
+		PowerStateSyncMaxRetries:     3,
+		ForcePowerStateDuringSync:    true,
+		PowerFailureRecoveryInterval: 300 * time.Second,
+		PowerStateChangeTimeout:      60 * time.Second,
+		SoftPowerOffTimeout:          600 * time.Second,
+		DefaultBootMode:              "uefi",
+		IPMITimeout:                  time.Second,
+		IPMIAttempts:                 2,
+		IPMICallTimeout:              15 * time.Second,
+		IPMIFailureThreshold:         2,
+		IPMIProbeInterval:            10 * time.Second,
 	}
 }
 
@@ -253,10 +284,31 @@ func (c *Config) validate() error {
 	if c.LockRetries < 0 {
 		errs = append(errs, fmt.Errorf("lock_retries %d: must not be negative", c.LockRetries))
 	}
+	for name, v := range map[string]int{"power_sync_workers": c.PowerSyncWorkers,
+		"power_sync_slow_workers": c.PowerSyncSlowWorkers, "ipmi_attempts": c.IPMIAttempts,
+		"ipmi_failure_threshold": c.IPMIFailureThreshold} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s %d: want at least 1", name, v))
+		}
+	}
+	if c.PowerStateSyncMaxRetries < 0 {
+		errs = append(errs, fmt.Errorf("power_state_sync_max_retries %d: must not be negative", c.PowerStateSyncMaxRetries))
+	}
+	for name, d := range map[string]time.Duration{"power_sync_interval": c.PowerSyncInterval,
+		"power_failure_recovery_interval": c.PowerFailureRecoveryInterval} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must not be negative (0 disables)", name, d))
+		}
+	}
+	if c.DefaultBootMode != "uefi" && c.DefaultBootMode != "bios" {
+		errs = append(errs, fmt.Errorf("default_boot_mode %q: want uefi or bios", c.DefaultBootMode))
+	}
 	for name, d := range map[string]time.Duration{"lock_timeout": c.LockTimeout,
 		"check_interval": c.CheckInterval, "deploy_callback_timeout": c.DeployCallbackTimeout,
 		"clean_callback_timeout": c.CleanCallbackTimeout, "inspect_wait_timeout": c.InspectWaitTimeout,
-		"rescue_callback_timeout": c.RescueCallbackTimeout, "shutdown_timeout": c.ShutdownTimeout} {
+		"rescue_callback_timeout": c.RescueCallbackTimeout, "shutdown_timeout": c.ShutdownTimeout,
+		"power_state_change_timeout": c.PowerStateChangeTimeout, "soft_power_off_timeout": c.SoftPowerOffTimeout,
+		"ipmi_timeout": c.IPMITimeout, "ipmi_call_timeout": c.IPMICallTimeout, "ipmi_probe_interval": c.IPMIProbeInterval} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
 		}

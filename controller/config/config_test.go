@@ -40,6 +40,16 @@ func TestPrecedence(t *testing.T) {
 			}
 			return ""
 		}},
+		{"power-sync", []string{"--power-sync-interval", "3s", "--force-power-state-during-sync=false",
+			"--ipmi-timeout", "500ms"}, func(c *Config) string {
+			if c.PowerSyncInterval != 3*time.Second || c.ForcePowerStateDuringSync || c.IPMITimeout != 500*time.Millisecond {
+				return "power sync flags not applied"
+			}
+			if c.PowerStateSyncMaxRetries != 3 || c.PowerFailureRecoveryInterval != 5*time.Minute || c.DefaultBootMode != "uefi" {
+				return "power sync defaults wrong"
+			}
+			return ""
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,6 +85,9 @@ func TestInvalid(t *testing.T) {
 		{"bad-env-duration", nil, map[string]string{"FERRUM_LOCK_TIMEOUT": "soon"}, "FERRUM_LOCK_TIMEOUT"},
 		{"half-tls", []string{"--tls-cert-file", "c.pem"}, nil, "tls_key_file"},
 		{"zero-workers", []string{"--workers", "0"}, nil, "workers"},
+		{"negative-sync-interval", []string{"--power-sync-interval", "-1s"}, nil, "power_sync_interval"},
+		{"bad-boot-mode", nil, map[string]string{"FERRUM_DEFAULT_BOOT_MODE": "legacy"}, "default_boot_mode"},
+		{"zero-ipmi-attempts", []string{"--ipmi-attempts", "0"}, nil, "ipmi_attempts"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

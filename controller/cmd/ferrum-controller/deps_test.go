@@ -35,6 +35,12 @@ var rules = []rule{
 		exempt: []string{"controller/store/storetest"}}, // the conformance suite tests conductor.Store
 	{name: "hardware types plug into the conductor only", from: "controller/hardware/",
 		deny: []string{"controller/api", "controller/store", "controller/httpauth", "controller/metrics"}},
+	{name: "power drivers plug into the conductor only", from: "controller/power/",
+		deny: []string{"controller/api", "controller/store", "controller/hardware", "controller/httpauth",
+			"controller/metrics", "controller/config", "controller/direct", "controller/agentlink"}},
+	{name: "simulated BMCs are for tests and benchmarks", from: "controller/",
+		deny:   []string{"controller/power/ipmi/bmcsim"},
+		exempt: []string{"controller/bench", "controller/power/ipmi/bmcsim"}},
 	{name: "middleware stays independent", from: "controller/httpauth",
 		deny: []string{"controller/"}},
 	{name: "metrics stays independent", from: "controller/metrics", deny: []string{"controller/"}},

@@ -28,6 +28,7 @@ import (
 	"github.com/ferrumhq/ferrum/controller/hardware/fake"
 	"github.com/ferrumhq/ferrum/controller/httpauth"
 	"github.com/ferrumhq/ferrum/controller/metrics"
+	"github.com/ferrumhq/ferrum/controller/power/ipmi"
 	"github.com/ferrumhq/ferrum/controller/store/sqlite"
 )
 
@@ -70,15 +71,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	bmcs, err := ipmi.New(ipmi.Config{Log: log, ExchangeTimeout: cfg.IPMITimeout, Attempts: cfg.IPMIAttempts,
+		CallTimeout: cfg.IPMICallTimeout, FailureThreshold: cfg.IPMIFailureThreshold,
+		ProbeInterval: cfg.IPMIProbeInterval, PowerTimeout: cfg.PowerStateChangeTimeout,
+		SoftPowerOffTimeout: cfg.SoftPowerOffTimeout, DefaultBootMode: cfg.DefaultBootMode})
+	if err != nil {
+		return err
+	}
+	defer bmcs.Close() // after the conductor has stopped using it
+	ipmiHW, err := ipmi.NewHardware(ipmi.HardwareConfig{Driver: bmcs})
+	if err != nil {
+		return err
+	}
 	cond, err := conductor.New(conductor.Config{
 		Store: st, Hostname: cfg.Hostname, ConductorGroup: cfg.ConductorGroup,
-		HardwareTypes: []conductor.HardwareType{hw}, Log: log,
+		HardwareTypes: []conductor.HardwareType{hw, ipmiHW}, Log: log,
 		Workers: cfg.Workers, LockTimeout: cfg.LockTimeout, LockRetries: cfg.LockRetries,
 		LockRetryInterval: cfg.LockRetryInterval, CheckInterval: cfg.CheckInterval,
 		DeployCallbackTimeout: cfg.DeployCallbackTimeout, CleanCallbackTimeout: cfg.CleanCallbackTimeout,
 		InspectWaitTimeout: cfg.InspectWaitTimeout, RescueCallbackTimeout: cfg.RescueCallbackTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout, DisableAutomatedClean: !cfg.AutomatedClean,
 		AllowDeletingAvailable: cfg.AllowDeletingAvailable, DefaultResourceClass: cfg.DefaultResourceClass,
+		PowerSyncInterval: orOff(cfg.PowerSyncInterval), PowerSyncWorkers: cfg.PowerSyncWorkers,
+		PowerSyncSlowWorkers: cfg.PowerSyncSlowWorkers, PowerSyncMaxRetries: orNone(cfg.PowerStateSyncMaxRetries),
+		PowerSyncAcceptHardwareState: !cfg.ForcePowerStateDuringSync,
+		PowerFailureRecoveryInterval: orOff(cfg.PowerFailureRecoveryInterval),
 	})
 	if err != nil {
 		return err
@@ -133,6 +150,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	<-served
 	return nil
+}
+
+// orOff maps the settings' "0 disables" to the conductor's negative interval.
+func orOff(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// orNone maps a setting of 0 retries to the conductor's negative count (its 0 is the default).
+func orNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // newHandler stacks metrics → authentication → the API, with /metrics beside the API.

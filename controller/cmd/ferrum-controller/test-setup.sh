@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the controller's tests drive: the real `baremetal` CLI
-# (python3-ironicclient). Idempotent; uses sudo when not root.
+# (python3-ironicclient), and OpenIPMI's ipmi_sim BMC (openipmi) checked with ipmitool.
+# Idempotent; uses sudo when not root.
 set -euo pipefail
-pkgs=(python3-ironicclient)
+pkgs=(python3-ironicclient openipmi ipmitool)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
