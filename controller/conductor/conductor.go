@@ -56,6 +56,10 @@ type Config struct {
 	PowerSyncSlowWorkers         int
 	PowerSyncMaxRetries          int
 	PowerSyncAcceptHardwareState bool
+	// A read still running after PowerSyncDetachAfter [100ms; negative: never] no longer holds
+	// its worker: it finishes on its own, at most PowerSyncMaxDetached [1024] at a time.
+	PowerSyncDetachAfter time.Duration
+	PowerSyncMaxDetached int
 	// PowerFailureRecoveryInterval [300s; negative: off]: how often nodes in maintenance for a
 	// power failure are checked and, if their BMC answers, taken out of maintenance.
 	PowerFailureRecoveryInterval time.Duration
@@ -122,6 +126,12 @@ func (c *Config) validate() error {
 	if c.PowerSyncSlowWorkers <= 0 {
 		c.PowerSyncSlowWorkers = 8
 	}
+	if c.PowerSyncDetachAfter == 0 {
+		c.PowerSyncDetachAfter = 100 * time.Millisecond
+	}
+	if c.PowerSyncMaxDetached <= 0 {
+		c.PowerSyncMaxDetached = 1024
+	}
 	switch {
 	case c.PowerSyncMaxRetries == 0:
 		c.PowerSyncMaxRetries = 3
@@ -162,6 +172,7 @@ type Conductor struct {
 	syncMu      sync.Mutex // one power sync pass at a time
 	syncCountMu sync.Mutex
 	syncCount   map[string]int // consecutive failed syncs per node UUID (Ironic keeps it in memory too)
+	detached    chan struct{}  // slots for sync reads left to finish on their own
 }
 
 // New validates cfg and returns a Conductor that has not started its periodic tasks yet.
@@ -178,6 +189,7 @@ func New(cfg Config) (*Conductor, error) {
 		sem:   make(chan struct{}, cfg.Workers),
 
 		syncCount: map[string]int{},
+		detached:  make(chan struct{}, cfg.PowerSyncMaxDetached),
 	}
 	for _, h := range cfg.HardwareTypes {
 		c.hw[h.Name()] = h

@@ -88,8 +88,11 @@ func (c *Conductor) syncPowerStates(ctx context.Context, spread time.Duration) (
 	return st, ctx.Err()
 }
 
-// lanes runs f over nodes with up to workers goroutines (tracked by wg), starting node i
-// of N no earlier than i×spread/N (plus jitter of up to one slot) after now.
+// lanes runs f over nodes with up to workers goroutines (all tracked by wg), starting node i
+// of N no earlier than i×spread/N (plus jitter of up to one slot) after now. A node whose f
+// has not returned after PowerSyncDetachAfter is left to finish on its own (at most
+// PowerSyncMaxDetached at a time, across lanes) and the worker moves on: a dead or slow BMC
+// holds a worker that long, not for its whole timeout.
 func (c *Conductor) lanes(ctx context.Context, wg *sync.WaitGroup, nodes []*node.Node, workers int, spread time.Duration, f func(*node.Node)) {
 	if len(nodes) == 0 {
 		return
@@ -112,9 +115,42 @@ func (c *Conductor) lanes(ctx context.Context, wg *sync.WaitGroup, nodes []*node
 						return
 					}
 				}
-				f(nodes[i])
+				c.detachable(wg, nodes[i], f)
 			}
 		}()
+	}
+}
+
+// detachable runs f(n), returning early if it outlasts PowerSyncDetachAfter and a detached
+// slot is free; wg tracks the goroutines left running.
+func (c *Conductor) detachable(wg *sync.WaitGroup, n *node.Node, f func(*node.Node)) {
+	if c.cfg.PowerSyncDetachAfter < 0 {
+		f(n)
+		return
+	}
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		f(n)
+	}()
+	t := time.NewTimer(c.cfg.PowerSyncDetachAfter)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	select {
+	case c.detached <- struct{}{}:
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-done
+			<-c.detached
+		}()
+	case <-done:
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 type syncHW struct {
 	mu       sync.Mutex
 	state    map[string]string // node UUID → actual power state
+	delay    map[string]time.Duration
+	readDone map[string]time.Time
 	readErr  map[string]error
 	setErr   map[string]error
 	setCalls []string // "uuid target"
@@ -27,7 +29,8 @@ type syncHW struct {
 const syncHWName = "sync-hw"
 
 func newSyncHW() *syncHW {
-	return &syncHW{state: map[string]string{}, readErr: map[string]error{}, setErr: map[string]error{}}
+	return &syncHW{state: map[string]string{}, readErr: map[string]error{}, setErr: map[string]error{},
+		delay: map[string]time.Duration{}, readDone: map[string]time.Time{}}
 }
 
 func (h *syncHW) Name() string { return syncHWName }
@@ -85,7 +88,12 @@ func (p syncPower) Validate(ctx context.Context, n *node.Node) error {
 
 func (p syncPower) PowerState(ctx context.Context, n *node.Node) (string, error) {
 	p.h.mu.Lock()
+	d := p.h.delay[n.UUID]
+	p.h.mu.Unlock()
+	time.Sleep(d)
+	p.h.mu.Lock()
 	defer p.h.mu.Unlock()
+	p.h.readDone[n.UUID] = time.Now()
 	if err := p.h.readErr[n.UUID]; err != nil {
 		return "", err
 	}
@@ -422,5 +430,29 @@ func TestPowerSyncPeriodic(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// A read that hangs does not hold its worker: with one worker, the node after it is read
+// long before the hanging read returns, and the pass still waits for both.
+func TestPowerSyncSlowReadDoesNotHoldTheLane(t *testing.T) {
+	e := newSyncEnv(t, func(c *conductor.Config) {
+		c.PowerSyncWorkers = 1
+		c.PowerSyncDetachAfter = 20 * time.Millisecond
+	})
+	slow := e.manageable(t, "a-slow", node.PowerOn)
+	fast := e.manageable(t, "b-fast", node.PowerOn)
+	e.hw.mu.Lock()
+	e.hw.delay[slow.UUID] = 500 * time.Millisecond
+	e.hw.mu.Unlock()
+	start := time.Now()
+	st := e.pass(t)
+	if st.Matched != 2 || time.Since(start) < 500*time.Millisecond {
+		t.Fatalf("pass = %+v after %v, want both matched after the slow read", st, time.Since(start))
+	}
+	e.hw.mu.Lock()
+	defer e.hw.mu.Unlock()
+	if got := e.hw.readDone[fast.UUID].Sub(start); got > 300*time.Millisecond {
+		t.Errorf("the fast node was read %v after the pass started: the slow read held the only worker", got)
 	}
 }

@@ -42,14 +42,18 @@ type HardwareConfig struct {
 }
 
 // Hardware is the `ipmi` hardware type (conductor.HardwareType).
-type Hardware struct{ cfg HardwareConfig }
+type Hardware struct {
+	cfg   HardwareConfig
+	power *Power
+	mgmt  *Management
+}
 
 // NewHardware returns the ipmi hardware type.
 func NewHardware(cfg HardwareConfig) (*Hardware, error) {
 	if cfg.Driver == nil {
 		return nil, fmt.Errorf("ipmi: hardware config: Driver is required")
 	}
-	return &Hardware{cfg: cfg}, nil
+	return &Hardware{cfg: cfg, power: cfg.Driver.Power(), mgmt: cfg.Driver.Management()}, nil
 }
 
 // Name implements conductor.HardwareType.
@@ -76,11 +80,11 @@ func (h *Hardware) Driver(n *node.Node) (*conductor.Driver, error) {
 			*d = *o
 		}
 	}
-	d.Power = h.cfg.Driver.Power()
+	d.Power = h.power
 	if n.Interfaces.Management == "noop" {
 		d.Management = noopManagement{}
 	} else {
-		d.Management = h.cfg.Driver.Management()
+		d.Management = h.mgmt
 	}
 	return d, nil
 }

@@ -163,8 +163,10 @@ func (d *Driver) connect(ctx context.Context, info Info) (*client.Client, error)
 	if info.Protocol == "1.5" {
 		intf = client.InterfaceLan
 	}
+	// Replies to the commands used here are under 100 bytes; go-ipmi allocates a receive
+	// buffer of this size per exchange (4 KiB by default).
 	cl.WithInterface(intf).WithTimeout(d.cfg.ExchangeTimeout).WithRetry(d.cfg.Attempts - 1).
-		WithMaxPrivilegeLevel(privLevels[info.PrivLevel])
+		WithMaxPrivilegeLevel(privLevels[info.PrivLevel]).WithBufferSize(1024)
 	if info.CipherSuite >= 0 {
 		cl.WithCipherSuiteID(types.CipherSuiteID(info.CipherSuite))
 	}

@@ -228,6 +228,9 @@ func (s *Sim) Close() error {
 	return nil
 }
 
+// Pid is ipmi_sim's process id (for CPU accounting).
+func (s *Sim) Pid() int { return s.cmd.Process.Pid }
+
 // PowerFile reads the Script-mode power state from its file (no IPMI involved).
 func (s *Sim) PowerFile() (bool, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, "power"))
