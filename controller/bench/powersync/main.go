@@ -127,13 +127,13 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		}
 		ironic = func() error { return ironicWay(ctx, c, sims, out) }
 	case "fleet":
-		pid, stopFleet, err := startFleet(ctx, c)
+		pid, ports, stopFleet, err := startFleet(ctx, c)
 		if err != nil {
 			return err
 		}
 		defer stopFleet()
-		for i := range c.n {
-			addrs = append(addrs, bmcAddr{host: "127.0.0.1", port: c.basePort + i, on: i%2 == 1})
+		for i, p := range ports {
+			addrs = append(addrs, bmcAddr{host: "127.0.0.1", port: p, on: i%2 == 1})
 		}
 		bmcCPU = func() time.Duration { return cpuOf(pid) }
 	default:
@@ -303,28 +303,32 @@ func ironicWay(ctx context.Context, c config, sims []*bmcsim.Sim, out io.Writer)
 }
 
 // startFleet runs the go-ipmi BMCs: in a child process (this command, -mode serve) unless
-// in-process. It returns the pid whose CPU time is the BMCs'.
-func startFleet(ctx context.Context, c config) (int, func(), error) {
+// in-process. It returns the pid whose CPU time is the BMCs' and their ports.
+func startFleet(ctx context.Context, c config) (int, []int, func(), error) {
 	if c.inProcess {
 		f, err := bmcsim.StartFleet(c.n, "127.0.0.1", c.basePort, fleetOptions(c))
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
-		return os.Getpid(), func() { f.Close() }, nil
+		ports := make([]int, len(f.BMCs))
+		for i, b := range f.BMCs {
+			ports[i] = b.Port
+		}
+		return os.Getpid(), ports, func() { f.Close() }, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	cmd := exec.Command(exe, "-mode", "serve", "-n", strconv.Itoa(c.n), "-base-port", strconv.Itoa(c.basePort),
 		"-silent-every", strconv.Itoa(c.silentEvery))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	stopChild := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -333,10 +337,14 @@ func startFleet(ctx context.Context, c config) (int, func(), error) {
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "ready") {
 		stopChild()
-		return 0, nil, fmt.Errorf("BMC process did not start: %q %v", line, err)
+		return 0, nil, nil, fmt.Errorf("BMC process did not start: %q %v", line, err)
 	}
 	fmt.Print("fleet: ", line)
-	return cmd.Process.Pid, stopChild, nil
+	ports := make([]int, c.n)
+	for i := range ports {
+		ports[i] = c.basePort + i
+	}
+	return cmd.Process.Pid, ports, stopChild, nil
 }
 
 func fleetOptions(c config) func(i int) bmcsim.Options {

@@ -272,8 +272,9 @@ type Fleet struct {
 	BMCs []*BMC
 }
 
-// StartFleet starts n BMCs on host at ports base, base+1, …; opts(i) gives BMC i's options.
-// Keep the range below the ephemeral ports (32768 on Linux) so clients cannot take them.
+// StartFleet starts n BMCs on host at ports base, base+1, … (base 0: any free ports); opts(i)
+// gives BMC i's options. Keep the range below the ephemeral ports (32768 on Linux) so clients
+// cannot take them.
 func StartFleet(n int, host string, base int, opts func(i int) Options) (*Fleet, error) {
 	f := &Fleet{BMCs: make([]*BMC, 0, n)}
 	for i := range n {
@@ -281,7 +282,11 @@ func StartFleet(n int, host string, base int, opts func(i int) Options) (*Fleet,
 		if opts != nil {
 			o = opts(i)
 		}
-		b, err := Start(net.JoinHostPort(host, strconv.Itoa(base+i)), o)
+		port := 0
+		if base > 0 {
+			port = base + i
+		}
+		b, err := Start(net.JoinHostPort(host, strconv.Itoa(port)), o)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("bmcsim: BMC %d: %w", i, err)
