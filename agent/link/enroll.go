@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/ferrumhq/ferrum/shared/mtls"
 )
@@ -125,20 +126,38 @@ type signResponse struct {
 	CertChain   []string `json:"certChain"`
 }
 
-// enroll sends a CSR for a fresh key with the token to the controller's /1.0/sign, verifying
-// the controller by the pinned root fingerprint, and returns the client certificate.
-func (a *Agent) enroll(ctx context.Context) (*tls.Certificate, error) {
-	key, csr, err := newKeyAndCSR(a.node)
+// EnrollConfig configures Enroll.
+type EnrollConfig struct {
+	Controller  string // HOST:PORT
+	Fingerprint string // the pinned root
+	Token       string
+	Timeout     time.Duration // [15s]
+	Now         func() time.Time
+}
+
+// Enroll generates a key in memory and sends a CSR for it with the token to the controller's
+// /1.0/sign (step-ca's request), verifying the controller by the pinned root fingerprint. It
+// returns the client certificate; a refusal is an *EnrollError.
+func Enroll(ctx context.Context, c EnrollConfig) (*tls.Certificate, error) {
+	claims, err := ParseToken(c.Token)
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(signRequest{CSR: string(csr), OTT: a.cfg.Token})
-	client := &http.Client{Timeout: a.cfg.DialTimeout, Transport: &http.Transport{
-		TLSClientConfig: mtls.NewAgentTLS(mtls.AgentConfig{Fingerprint: a.cfg.Fingerprint, Now: a.cfg.Now}),
+	if c.Timeout <= 0 {
+		c.Timeout = 15 * time.Second
+	}
+	node := claims.Subject
+	key, csr, err := newKeyAndCSR(node)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(signRequest{CSR: string(csr), OTT: c.Token})
+	client := &http.Client{Timeout: c.Timeout, Transport: &http.Transport{
+		TLSClientConfig: mtls.NewAgentTLS(mtls.AgentConfig{Fingerprint: c.Fingerprint, Now: c.Now}),
 		Proxy:           nil,
 	}}
 	defer client.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+a.cfg.Controller+"/1.0/sign", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Controller+"/1.0/sign", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("link: enroll: %w", err)
 	}
@@ -167,5 +186,5 @@ func (a *Agent) enroll(ctx context.Context) (*tls.Certificate, error) {
 	if len(pems) == 0 {
 		pems = []string{sr.Certificate, sr.CA}
 	}
-	return keyPair(key, a.node, pems)
+	return keyPair(key, node, pems)
 }

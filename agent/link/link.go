@@ -122,6 +122,7 @@ type Agent struct {
 	node string
 
 	cert   atomic.Pointer[tls.Certificate]
+	certAt atomic.Int64 // when cert was obtained (Unix ns): issuers backdate NotBefore
 	tlsCfg atomic.Pointer[tls.Config]
 	redial atomic.Bool // reconnect at once (after a renewal)
 	seq    atomic.Uint64
@@ -171,7 +172,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("link: certificate: %w", err)
 		}
 		a.node = id
-		a.cert.Store(cfg.Certificate)
+		a.setCert(cfg.Certificate)
 	} else {
 		claims, err := ParseToken(cfg.Token)
 		if err != nil {
@@ -274,12 +275,12 @@ func (a *Agent) ensureCert(ctx context.Context) error {
 		return errors.New("link: certificate expired and no token to enroll again")
 	}
 	a.log.Info().Str("controller", a.cfg.Controller).Msg("enrolling")
-	c, err := a.enroll(ctx)
+	c, err := Enroll(ctx, EnrollConfig{Controller: a.cfg.Controller, Fingerprint: a.cfg.Fingerprint,
+		Token: a.cfg.Token, Timeout: a.cfg.DialTimeout, Now: a.cfg.Now})
 	if err != nil {
 		return err
 	}
-	a.cert.Store(c)
-	a.resetTLS()
+	a.setCert(c)
 	a.log.Info().Str("serial", c.Leaf.SerialNumber.String()).Time("not_after", c.Leaf.NotAfter).Msg("enrolled")
 	return nil
 }
@@ -617,11 +618,23 @@ func (a *Agent) tick(ctx context.Context, s *session) {
 	}
 }
 
-// renewIn is the time until the certificate is due for renewal.
+// setCert makes c the client certificate for the next connections.
+func (a *Agent) setCert(c *tls.Certificate) {
+	a.cert.Store(c)
+	a.certAt.Store(a.cfg.Now().UnixNano())
+	a.resetTLS()
+}
+
+// renewIn is the time until the certificate is due: RenewAt of the time between obtaining it
+// and its expiry.
 func (a *Agent) renewIn() time.Duration {
 	c := a.cert.Load().Leaf
-	life := c.NotAfter.Sub(c.NotBefore)
-	at := c.NotBefore.Add(time.Duration(float64(life) * a.cfg.RenewAt))
+	from := time.Unix(0, a.certAt.Load())
+	if c.NotBefore.After(from) {
+		from = c.NotBefore
+	}
+	life := c.NotAfter.Sub(from)
+	at := from.Add(time.Duration(float64(life) * a.cfg.RenewAt))
 	// Jitter of ±5% of the lifetime spreads a fleet enrolled at the same time.
 	at = at.Add(time.Duration((rand.Float64() - 0.5) * 0.1 * float64(life)))
 	return max(at.Sub(a.cfg.Now()), time.Millisecond)
@@ -668,8 +681,7 @@ func (a *Agent) renew(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
-	a.cert.Store(c)
-	a.resetTLS()
+	a.setCert(c)
 	a.log.Info().Str("serial", c.Leaf.SerialNumber.String()).Time("not_after", c.Leaf.NotAfter).Msg("certificate renewed")
 	return nil
 }

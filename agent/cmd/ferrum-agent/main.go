@@ -99,7 +99,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return err
 }
 
-
 // parseCmdline splits a kernel command line into key=value parameters; a bare word maps to "".
 // Double quotes group a value with spaces, as the kernel does.
 func parseCmdline(s string) map[string]string {
