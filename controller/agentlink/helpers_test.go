@@ -25,6 +25,7 @@ import (
 	"github.com/ferrumhq/ferrum/certs"
 	"github.com/ferrumhq/ferrum/certs/certstest"
 	"github.com/ferrumhq/ferrum/controller/agentlink"
+	"github.com/ferrumhq/ferrum/controller/conductor"
 	"github.com/ferrumhq/ferrum/controller/node"
 	"github.com/ferrumhq/ferrum/shared/mtls"
 	"github.com/ferrumhq/ferrum/shared/proto"
@@ -421,3 +422,5 @@ type tlsCert = tls.Certificate
 type issueFn struct{ f func() *tlsCert }
 
 var serverOnly = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+
+var _ conductor.Agents = (*agentlink.Server)(nil)

@@ -28,6 +28,7 @@ type Config struct {
 	ConductorGroup string
 	HardwareTypes  []HardwareType
 	Notifier       Notifier // nil: power changes are not published
+	Agents         Agents   // nil: no agent tunnels
 	Log            zerolog.Logger
 
 	Workers           int           // [100] concurrent async tasks

@@ -116,6 +116,7 @@ func (c *Conductor) GetNode(ctx context.Context, ident string) (*node.Node, erro
 		return nil, err
 	}
 	n.Normalize()
+	c.attachAgentLinks(ctx, n)
 	return n, nil
 }
 
@@ -124,6 +125,9 @@ func (c *Conductor) ListNodes(ctx context.Context, q node.NodeQuery) ([]*node.No
 	ns, err := c.store.ListNodes(ctx, q)
 	for _, n := range ns {
 		n.Normalize()
+	}
+	if err == nil {
+		c.attachAgentLinks(ctx, ns...)
 	}
 	return ns, err
 }

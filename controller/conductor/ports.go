@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ferrumhq/ferrum/controller/node"
+	"github.com/ferrumhq/ferrum/shared/proto"
 )
 
 // Store is the persistence the conductor needs. Implementations: store/sqlite (and later
@@ -165,4 +166,25 @@ func (nopNotifier) PowerChanged(context.Context, *node.Node, string) {}
 // with a description that says whether it is required.
 type PropertiesDescriber interface {
 	Properties() map[string]string
+}
+
+// Agents is the registry of ramdisk agents' tunnels (controller/agentlink implements it).
+type Agents interface {
+	// Run sends cmd to the agent of node and waits for its result, calling progress for each
+	// report. A nil error means the agent answered (Result.Error may hold its failure); an
+	// error carries a *proto.Error code (not_connected, link_lost, lost, unsupported, …).
+	Run(ctx context.Context, nodeUUID string, cmd proto.Command, progress func(proto.Progress)) (proto.Result, error)
+	// BootParams mints a node's one-time enrollment token and returns the agent's kernel
+	// command-line parameters. The result holds a secret.
+	BootParams(ctx context.Context, nodeUUID string) (string, error)
+}
+
+// AgentLinkStore is an optional ability of a Store: the records of nodes' agent links, which
+// agentlink writes and the conductor attaches to the nodes it returns (node.Node.Agent).
+type AgentLinkStore interface {
+	// GetAgentLinks returns the records of the given nodes; nodes without one are absent.
+	GetAgentLinks(ctx context.Context, uuids []string) (map[string]*node.AgentLink, error)
+	// UpdateAgentLinks merges each record into its node's (node.AgentLink.Merge); records of
+	// nodes that do not exist are dropped.
+	UpdateAgentLinks(ctx context.Context, links []node.AgentLink) error
 }

@@ -74,6 +74,7 @@ func cloneNode(n *node.Node) *node.Node {
 	if n.SecureBoot != nil {
 		c.SecureBoot = new(*n.SecureBoot)
 	}
+	c.Agent = nil // not part of the stored node; attached by the conductor on reads
 	return &c
 }
 

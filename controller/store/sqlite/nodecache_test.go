@@ -15,7 +15,7 @@ import (
 // clonedFields are the node.Node fields holding references that cloneNode copies.
 var clonedFields = []string{"DriverInfo", "DriverInternalInfo", "Properties", "Extra",
 	"InstanceInfo", "NetworkData", "RaidConfig", "TargetRaidConfig", "CleanStep", "DeployStep",
-	"ServiceStep", "Traits", "Inventory", "AutomatedClean", "SecureBoot"}
+	"ServiceStep", "Traits", "Inventory", "AutomatedClean", "SecureBoot", "Agent"}
 
 // TestCloneNodeCoversEveryField fails when node.Node gains a map, slice, pointer or other
 // reference field: cloneNode must learn to copy it, or cached nodes would be shared.

@@ -165,7 +165,7 @@ func testNodeCRUD(t *testing.T, s conductor.Store) {
 func testNodeRoundTrip(t *testing.T, s conductor.Store) {
 	ctx := t.Context()
 	in := fullNode(1)
-	wantAllSet(t, in, "ID")
+	wantAllSet(t, in, "ID", "Agent") // Agent is kept beside the node (agentlink tests)
 	want := fullNode(1)
 	want.UUID, want.InstanceUUID, want.ChassisUUID, want.AllocationUUID = in.UUID, in.InstanceUUID, in.ChassisUUID, in.AllocationUUID
 	want.Reservation, want.ReservationExpires = "", time.Time{} // created unreserved

@@ -73,6 +73,8 @@ func Run(t *testing.T, newStore func(t *testing.T) conductor.Store) {
 		{"allocation/filters", testAllocationFilters},
 		{"allocation/sort-and-page", testAllocationPaging},
 		{"conductor/register-unregister-list", testConductors},
+		{"agentlink/merge-close-cascade", testAgentLinks},
+		{"agentlink/tokens-and-revocations", testTokensAndRevocations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
