@@ -72,7 +72,7 @@ var nodeFields = []nodeField{
 	{"driver", 1, func(_ *call, n *node.Node) any { return n.Driver }},
 	{"driver_info", 1, func(_ *call, n *node.Node) any { return maskDict(mapOrEmpty(n.DriverInfo)) }},
 	{"driver_internal_info", v3DriverInternalInfo, func(_ *call, n *node.Node) any {
-		return maskInternalInfo(mapOrEmpty(n.DriverInternalInfo))
+		return withAgentLink(maskInternalInfo(mapOrEmpty(n.DriverInternalInfo)), n.Agent)
 	}},
 	{"extra", 1, func(_ *call, n *node.Node) any { return mapOrEmpty(n.Extra) }},
 	{"fault", v42Fault, func(_ *call, n *node.Node) any { return strOrNil(n.Fault) }},
