@@ -32,12 +32,13 @@ type PowerSyncStats struct {
 	Failed      int           // reads that failed
 	Maintenance int           // nodes put into maintenance with fault "power failure"
 	Skipped     int           // locked by someone else or changed since listed
+	Detached    int           // workers replaced because their read outlasted PowerSyncDetachAfter
 	Listing     time.Duration // listing the nodes
 	Duration    time.Duration // the whole pass
 }
 
 type syncCounters struct {
-	matched, recorded, forced, failed, maintenance, skipped atomic.Int64
+	matched, recorded, forced, failed, maintenance, skipped, detached atomic.Int64
 }
 
 // SyncPowerStates runs one power sync pass now, without spreading it over the interval, and
@@ -78,33 +79,60 @@ func (c *Conductor) syncPowerStates(ctx context.Context, spread time.Duration) (
 	})
 	var cnt syncCounters
 	var wg sync.WaitGroup
-	c.lanes(ctx, &wg, fast, c.cfg.PowerSyncWorkers, spread, func(n *node.Node) { c.syncNode(ctx, n, &cnt) })
-	c.lanes(ctx, &wg, slow, c.cfg.PowerSyncSlowWorkers, spread, func(n *node.Node) { c.syncNode(ctx, n, &cnt) })
+	c.lanes(ctx, &wg, fast, c.cfg.PowerSyncWorkers, spread, &cnt.detached, func(n *node.Node) { c.syncNode(ctx, n, &cnt) })
+	c.lanes(ctx, &wg, slow, c.cfg.PowerSyncSlowWorkers, spread, &cnt.detached, func(n *node.Node) { c.syncNode(ctx, n, &cnt) })
 	wg.Wait()
 	st.Nodes, st.SlowLane = len(fast)+len(slow), len(slow)
 	st.Matched, st.Recorded, st.Forced = int(cnt.matched.Load()), int(cnt.recorded.Load()), int(cnt.forced.Load())
 	st.Failed, st.Maintenance, st.Skipped = int(cnt.failed.Load()), int(cnt.maintenance.Load()), int(cnt.skipped.Load())
+	st.Detached = int(cnt.detached.Load())
 	st.Duration = time.Since(start)
 	return st, ctx.Err()
 }
 
-// lanes runs f over nodes with up to workers goroutines (all tracked by wg), starting node i
-// of N no earlier than i×spread/N (plus jitter of up to one slot) after now. A node whose f
-// has not returned after PowerSyncDetachAfter is left to finish on its own (at most
-// PowerSyncMaxDetached at a time, across lanes) and the worker moves on: a dead or slow BMC
-// holds a worker that long, not for its whole timeout.
-func (c *Conductor) lanes(ctx context.Context, wg *sync.WaitGroup, nodes []*node.Node, workers int, spread time.Duration, f func(*node.Node)) {
+// lanes runs f over nodes with workers goroutines (all tracked by wg), starting node i of N
+// no earlier than i×spread/N (plus jitter of up to one slot) after now. A worker still busy
+// with one node after PowerSyncDetachAfter is replaced by a new one (at most
+// PowerSyncMaxDetached replaced workers at a time, across lanes) and exits when its node is
+// done: a dead or slow BMC holds a worker that long, not for its whole timeout, and the
+// common case keeps its workers (and their grown stacks).
+func (c *Conductor) lanes(ctx context.Context, wg *sync.WaitGroup, nodes []*node.Node, workers int, spread time.Duration, detached *atomic.Int64, f func(*node.Node)) {
 	if len(nodes) == 0 {
 		return
 	}
 	start := time.Now()
 	slot := spread / time.Duration(len(nodes))
 	var next atomic.Int64
-	for range min(workers, len(nodes)) {
+	// A worker's state: active, replaced (a detached slot was taken for its replacement; it
+	// frees it on exit) or exited. CAS keeps the slot accounting right whichever comes first.
+	const (
+		active int32 = iota
+		replaced
+		exited
+	)
+	type worker struct {
+		busySince atomic.Int64 // unix ns when its current node started; 0 when between nodes
+		state     atomic.Int32
+	}
+	var mu sync.Mutex // guards all
+	var all []*worker
+	var running sync.WaitGroup
+	spawn := func() {
+		w := &worker{}
+		mu.Lock()
+		all = append(all, w)
+		mu.Unlock()
+		running.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			defer running.Done()
+			defer func() {
+				if !w.state.CompareAndSwap(active, exited) {
+					<-c.detached // replaced: free the slot taken for the replacement
+				}
+			}()
+			for ctx.Err() == nil && w.state.Load() == active {
 				i := int(next.Add(1) - 1)
 				if i >= len(nodes) {
 					return
@@ -115,43 +143,62 @@ func (c *Conductor) lanes(ctx context.Context, wg *sync.WaitGroup, nodes []*node
 						return
 					}
 				}
-				c.detachable(wg, nodes[i], f)
+				w.busySince.Store(time.Now().UnixNano())
+				f(nodes[i])
+				w.busySince.Store(0)
 			}
 		}()
 	}
-}
-
-// detachable runs f(n), returning early if it outlasts PowerSyncDetachAfter and a detached
-// slot is free; wg tracks the goroutines left running.
-func (c *Conductor) detachable(wg *sync.WaitGroup, n *node.Node, f func(*node.Node)) {
+	for range min(workers, len(nodes)) {
+		spawn()
+	}
 	if c.cfg.PowerSyncDetachAfter < 0 {
-		f(n)
 		return
 	}
 	done := make(chan struct{})
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		defer close(done)
-		f(n)
+		running.Wait()
+		close(done)
 	}()
-	t := time.NewTimer(c.cfg.PowerSyncDetachAfter)
-	defer t.Stop()
-	select {
-	case <-done:
-		return
-	case <-t.C:
-	}
-	select {
-	case c.detached <- struct{}{}:
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-done
-			<-c.detached
-		}()
-	case <-done:
-	}
+	go func() { // the watchdog
+		defer wg.Done()
+		tick := time.NewTicker(max(c.cfg.PowerSyncDetachAfter/2, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if next.Load() >= int64(len(nodes)) {
+				continue // nothing left to hand to a replacement
+			}
+			limit := time.Now().Add(-c.cfg.PowerSyncDetachAfter).UnixNano()
+			mu.Lock()
+			stuck := make([]*worker, 0, 4)
+			for _, w := range all {
+				if b := w.busySince.Load(); b != 0 && b < limit && w.state.Load() == active {
+					stuck = append(stuck, w)
+				}
+			}
+			mu.Unlock()
+			for _, w := range stuck {
+				select {
+				case c.detached <- struct{}{}:
+				default:
+					continue // every slot taken: it keeps its worker
+				}
+				if !w.state.CompareAndSwap(active, replaced) {
+					<-c.detached // it exited meanwhile
+					continue
+				}
+				detached.Add(1)
+				spawn()
+			}
+		}
+	}()
 }
 
 // sleepUntil waits for t; false when ctx ended first.
@@ -379,7 +426,8 @@ func (c *Conductor) RecoverPowerFailures(ctx context.Context) {
 		return
 	}
 	var wg sync.WaitGroup
-	c.lanes(ctx, &wg, nodes, c.cfg.PowerSyncSlowWorkers, 0, func(n *node.Node) {
+	var detached atomic.Int64
+	c.lanes(ctx, &wg, nodes, c.cfg.PowerSyncSlowWorkers, 0, &detached, func(n *node.Node) {
 		n.Normalize()
 		d, err := c.driver(n)
 		if err != nil || d.Power == nil {

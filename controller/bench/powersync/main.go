@@ -54,6 +54,7 @@ type config struct {
 	basePort      int
 	inProcess     bool // fleet: BMCs in this process (tests)
 	cpuprofile    string
+	coldProfile   bool // profile the cold pass instead of the kept ones
 }
 
 func main() {
@@ -69,7 +70,8 @@ func main() {
 	flag.IntVar(&c.silentEvery, "silent-every", 0, "fleet: every M-th BMC never answers (0: none)")
 	flag.IntVar(&c.basePort, "base-port", 20000, "fleet: first UDP port; keep N ports below 32768")
 	flag.BoolVar(&c.inProcess, "in-process", false, "fleet: run the BMCs in this process")
-	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the passes")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the kept passes")
+	flag.BoolVar(&c.coldProfile, "profile-cold", false, "-cpuprofile covers the cold pass only")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -172,23 +174,30 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	}
 	defer cond.Close()
 
+	startProfile := func() error { return nil }
 	if c.cpuprofile != "" {
 		f, err := os.Create(c.cpuprofile)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+		startProfile = func() error { return pprof.StartCPUProfile(f) }
 		defer pprof.StopCPUProfile()
 	}
-	fmt.Fprintln(out, "pass          wall      list     nodes  matched failed slow maint  cpu-ferrum  cpu-bmcs  sessions unreachable")
+	fmt.Fprintln(out, "pass          wall      list     nodes  matched failed slow maint detach  cpu-ferrum  cpu-bmcs  sessions unreachable")
 	var kept []time.Duration
 	for p := 0; p <= c.passes; p++ {
 		name := "cold"
 		if p > 0 {
 			name = "kept-" + strconv.Itoa(p)
+		}
+		if (p == 1 && !c.coldProfile) || (p == 0 && c.coldProfile) {
+			if err := startProfile(); err != nil {
+				return err
+			}
+		}
+		if p == 1 && c.coldProfile {
+			pprof.StopCPUProfile()
 		}
 		runtime.GC()
 		cpu0, bmc0 := cpuSelf(), bmcCPU()
@@ -198,8 +207,8 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		}
 		cpuF, cpuB := cpuSelf()-cpu0, bmcCPU()-bmc0
 		ds := drv.Stats()
-		fmt.Fprintf(out, "%-10s %7.3fs %7.3fs %8d %8d %6d %4d %5d %10.2fs %8.2fs %9d %11d\n", name, s.Duration.Seconds(),
-			s.Listing.Seconds(), s.Nodes, s.Matched, s.Failed, s.SlowLane, s.Maintenance, cpuF.Seconds(), cpuB.Seconds(),
+		fmt.Fprintf(out, "%-10s %7.3fs %7.3fs %8d %8d %6d %4d %5d %6d %10.2fs %8.2fs %9d %11d\n", name, s.Duration.Seconds(),
+			s.Listing.Seconds(), s.Nodes, s.Matched, s.Failed, s.SlowLane, s.Maintenance, s.Detached, cpuF.Seconds(), cpuB.Seconds(),
 			ds.Sessions, ds.Unreachable)
 		if p > 0 {
 			kept = append(kept, s.Duration)
