@@ -67,6 +67,20 @@ type Config struct {
 	IPMIFailureThreshold int           `yaml:"ipmi_failure_threshold" help:"ipmi: failed calls in a row after which a BMC's calls fail fast until a probe succeeds"`
 	IPMIProbeInterval    time.Duration `yaml:"ipmi_probe_interval" help:"ipmi: first pause before probing a failing BMC (doubles up to 5m)"`
 
+	AgentAddr              string        `yaml:"agent_addr" help:"address of the agents' mutual-TLS tunnel and enrollment (empty: no agents)"`
+	AgentAdvertiseAddr     string        `yaml:"agent_advertise_addr" help:"address agents are told to dial (default agent_addr)"`
+	PKIDir                 string        `yaml:"pki_dir" help:"PKI directory, created on first start (default DATA_DIR/pki)"`
+	AgentCertTTL           time.Duration `yaml:"agent_cert_ttl" help:"lifetime of agent client certificates (agents renew at 2/3)"`
+	AgentTokenTTL          time.Duration `yaml:"agent_token_ttl" help:"lifetime of one-time enrollment tokens"`
+	AgentResumeTimeout     time.Duration `yaml:"agent_resume_timeout" help:"how long a command waits for its agent to come back after the link drops"`
+	AgentHeartbeatInterval time.Duration `yaml:"agent_heartbeat_interval" help:"how often agents send a heartbeat"`
+	AgentTLSCertFile       string        `yaml:"agent_tls_cert_file" help:"controller certificate chain for agents, ending at the root (default: issued from the PKI)"`
+	AgentTLSKeyFile        string        `yaml:"agent_tls_key_file" help:"private key for agent_tls_cert_file"`
+	CAURL                  string        `yaml:"ca_url" help:"external step-ca URL for agent certificates (default: the embedded authority)"`
+	CARootFile             string        `yaml:"ca_root_file" help:"root certificate of the external step-ca (PEM)"`
+	CAProvisioner          string        `yaml:"ca_provisioner" help:"name of the external step-ca's JWK provisioner for agents"`
+	CAProvisionerKeyFile   string        `yaml:"ca_provisioner_key_file" help:"private JWK (JSON) of that provisioner: it signs enrollment tokens"`
+
 	FakePowerDelay   time.Duration `yaml:"fake_power_delay" help:"fake-hardware: duration of a power action"`
 	FakeDeployDelay  time.Duration `yaml:"fake_deploy_delay" help:"fake-hardware: duration of deploy, tear-down and rescue"`
 	FakeCleanDelay   time.Duration `yaml:"fake_clean_delay" help:"fake-hardware: duration of cleaning"`
@@ -108,6 +122,11 @@ func Defaults() Config {
 		IPMICallTimeout:              15 * time.Second,
 		IPMIFailureThreshold:         2,
 		IPMIProbeInterval:            10 * time.Second,
+
+		AgentCertTTL:           time.Hour,
+		AgentTokenTTL:          2 * time.Hour,
+		AgentResumeTimeout:     60 * time.Second,
+		AgentHeartbeatInterval: 30 * time.Second,
 	}
 }
 
@@ -313,8 +332,43 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
 		}
 	}
+	errs = append(errs, c.validateAgents()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// validateAgents checks the agent link settings and fills their derived defaults.
+func (c *Config) validateAgents() []error {
+	var errs []error
+	if c.PKIDir == "" {
+		c.PKIDir = filepath.Join(c.DataDir, "pki")
+	}
+	for name, a := range map[string]string{"agent_addr": c.AgentAddr, "agent_advertise_addr": c.AgentAdvertiseAddr} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, a, err))
+		}
+	}
+	for name, d := range map[string]time.Duration{"agent_cert_ttl": c.AgentCertTTL, "agent_token_ttl": c.AgentTokenTTL,
+		"agent_resume_timeout": c.AgentResumeTimeout, "agent_heartbeat_interval": c.AgentHeartbeatInterval} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
+		}
+	}
+	if (c.AgentTLSCertFile == "") != (c.AgentTLSKeyFile == "") {
+		errs = append(errs, errors.New("agent_tls_cert_file and agent_tls_key_file go together"))
+	}
+	if c.CAURL != "" {
+		if c.CARootFile == "" || c.CAProvisioner == "" || c.CAProvisionerKeyFile == "" {
+			errs = append(errs, errors.New("ca_url needs ca_root_file, ca_provisioner and ca_provisioner_key_file"))
+		}
+		if c.AgentTLSCertFile == "" {
+			errs = append(errs, errors.New("ca_url needs agent_tls_cert_file: agents pin the external CA's root"))
+		}
+	}
+	return errs
 }

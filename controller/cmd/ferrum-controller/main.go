@@ -65,6 +65,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer st.Close()
+	agents, err := newAgentSide(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer agents.Close() // after the conductor, whose tasks may still talk to agents
 
 	hw, err := fake.New(fake.Config{PowerDelay: cfg.FakePowerDelay, DeployDelay: cfg.FakeDeployDelay,
 		CleanDelay: cfg.FakeCleanDelay, InspectDelay: cfg.FakeInspectDelay})
@@ -85,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	cond, err := conductor.New(conductor.Config{
 		Store: st, Hostname: cfg.Hostname, ConductorGroup: cfg.ConductorGroup,
-		HardwareTypes: []conductor.HardwareType{hw, ipmiHW}, Log: log,
+		HardwareTypes: []conductor.HardwareType{hw, ipmiHW}, Log: log, Agents: agents.agents(),
 		Workers: cfg.Workers, LockTimeout: cfg.LockTimeout, LockRetries: cfg.LockRetries,
 		LockRetryInterval: cfg.LockRetryInterval, CheckInterval: cfg.CheckInterval,
 		DeployCallbackTimeout: cfg.DeployCallbackTimeout, CleanCallbackTimeout: cfg.CleanCallbackTimeout,
@@ -104,6 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer cond.Close()
+	agents.start(cond)
 
 	handler, err := newHandler(cfg, cond, log)
 	if err != nil {
