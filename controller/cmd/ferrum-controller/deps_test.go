@@ -24,7 +24,12 @@ var rules = []rule{
 	{name: "shared imports only the standard library and yamux", from: "shared/",
 		deny: []string{"controller/", "agent/", "certs/"}},
 	{name: "agent never imports controller", from: "agent/", deny: []string{"controller/", "certs/"}},
-	{name: "controller never imports agent", from: "controller/", deny: []string{"agent/"}},
+	{name: "controller never imports agent", from: "controller/", deny: []string{"agent/"},
+		// The link benchmark runs real agents against a real controller in one process.
+		exempt: []string{"controller/bench/agentlink"}},
+	{name: "certs serves the controller, never imports it", from: "certs/", deny: []string{"controller/", "agent/"}},
+	{name: "agentlink is an adapter", from: "controller/agentlink", deny: []string{"controller/api", "controller/conductor",
+		"controller/store", "controller/power", "controller/hardware", "controller/httpauth", "controller/metrics"}},
 	{name: "node imports nothing of the project", from: "controller/node", deny: []string{""}},
 	{name: "conductor knows only node and shared", from: "controller/conductor",
 		deny: []string{"controller/"}, allow: []string{"controller/node", "controller/conductor"}},
@@ -88,7 +93,8 @@ func TestAgentStaysSmall(t *testing.T) {
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, bad := range []string{"modernc.org/sqlite", "github.com/jackc/pgx", "database/sql",
-			"github.com/prometheus/", "github.com/gophercloud/", mod + "controller/"} {
+			"github.com/prometheus/", "github.com/gophercloud/", mod + "controller/", mod + "certs",
+			"github.com/smallstep/", "go.step.sm/", "google.golang.org/grpc"} {
 			if strings.HasPrefix(dep, bad) {
 				t.Errorf("agent depends on %s", dep)
 			}
@@ -103,4 +109,21 @@ func matches(p string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// shared/ is imported by both binaries: beyond the standard library only yamux may come in.
+func TestSharedStaysStdlib(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", mod+"shared/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) == 0 {
+		t.Fatal("no shared packages")
+	}
+	for _, dep := range deps {
+		if !strings.HasPrefix(dep, mod+"shared/") && dep != "github.com/hashicorp/yamux" {
+			t.Errorf("shared depends on %s", dep)
+		}
+	}
 }
