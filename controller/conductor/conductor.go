@@ -46,10 +46,10 @@ type Config struct {
 	ShutdownTimeout        time.Duration // [30s] Close waits this long for tasks, then cancels them
 
 	// Power sync (Ironic's _sync_power_states): every PowerSyncInterval [60s; negative: off]
-	// the reads of one pass are spread over half the interval, PowerSyncWorkers [32] at a time,
-	// nodes whose last sync failed in a slow lane of PowerSyncSlowWorkers [8]. After
-	// PowerSyncMaxRetries [3; negative: 0] failed reads or mismatches in a row a node goes into
-	// maintenance with fault "power failure". On a mismatch the hardware is driven back to the
+	// the reads of one pass are spread over half the interval, PowerSyncWorkers [64] at a time,
+	// nodes whose last sync failed in a slow lane of PowerSyncSlowWorkers [64] (they mostly wait
+	// out timeouts, which costs no CPU). After PowerSyncMaxRetries [3; negative: 0] failed reads
+	// or mismatches in a row a node goes into maintenance with fault "power failure". On a mismatch the hardware is driven back to the
 	// recorded state (Ironic's force_power_state_during_sync) unless
 	// PowerSyncAcceptHardwareState, which records the hardware's state instead.
 	PowerSyncInterval            time.Duration
@@ -122,10 +122,10 @@ func (c *Config) validate() error {
 		c.PowerFailureRecoveryInterval = 300 * time.Second
 	}
 	if c.PowerSyncWorkers <= 0 {
-		c.PowerSyncWorkers = 32
+		c.PowerSyncWorkers = 64
 	}
 	if c.PowerSyncSlowWorkers <= 0 {
-		c.PowerSyncSlowWorkers = 8
+		c.PowerSyncSlowWorkers = 64
 	}
 	if c.PowerSyncDetachAfter == 0 {
 		c.PowerSyncDetachAfter = 100 * time.Millisecond

@@ -275,13 +275,18 @@ func (c *Conductor) syncNode(ctx context.Context, n *node.Node, cnt *syncCounter
 		cnt.failed.Add(1)
 		c.setSyncFailures(n.UUID, count)
 		c.log.Warn().Str("node_id", n.UUID).Int("attempt", count).Int("retries", max).Err(err).Msg("power sync could not read the power state")
+		// last_error records the first failure of a run (the attempts are in the log): a
+		// write per failing node per pass would queue on the store behind every other one.
+		if count <= max && strings.HasPrefix(n.LastError, syncErrPrefix) {
+			return
+		}
 		c.syncWrite(ctx, n.UUID, cnt, func(n *node.Node) error {
 			if count > max {
 				c.maxRetriesExceeded(ctx, n, "", err)
 				cnt.maintenance.Add(1)
 				return nil
 			}
-			n.LastError = fmt.Sprintf("%scould not get power state for node %s, attempt %d of %d. Error: %v.", syncErrPrefix, n.UUID, count, max, err)
+			n.LastError = fmt.Sprintf("%scould not get power state for node %s. Error: %v.", syncErrPrefix, n.UUID, err)
 			return c.save(ctx, n)
 		})
 		return

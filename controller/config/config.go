@@ -109,8 +109,8 @@ func Defaults() Config {
 		AutomatedClean:        true,
 
 		PowerSyncInterval:            60 * time.Second,
-		PowerSyncWorkers:             32,
-		PowerSyncSlowWorkers:         8,
+		PowerSyncWorkers:             64,
+		PowerSyncSlowWorkers:         64,
 		PowerStateSyncMaxRetries:     3,
 		ForcePowerStateDuringSync:    true,
 		PowerFailureRecoveryInterval: 300 * time.Second,

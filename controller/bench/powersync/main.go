@@ -62,7 +62,7 @@ func main() {
 	flag.StringVar(&c.mode, "mode", "fleet", "ipmisim (a: ipmi_sim BMCs, against ipmitool) | fleet (b: go-ipmi BMCs) | serve (internal: the fleet's BMC process)")
 	flag.IntVar(&c.n, "n", 10000, "number of BMCs (and nodes)")
 	flag.IntVar(&c.workers, "k", 64, "power sync workers (main lane)")
-	flag.IntVar(&c.slowWorkers, "slow-k", 32, "power sync workers (slow lane)")
+	flag.IntVar(&c.slowWorkers, "slow-k", 64, "power sync workers (slow lane)")
 	flag.IntVar(&c.passes, "passes", 5, "steady-state passes after the cold one")
 	flag.DurationVar(&c.timeout, "timeout", 500*time.Millisecond, "IPMI reply timeout")
 	flag.IntVar(&c.attempts, "attempts", 1, "IPMI sends per request")
