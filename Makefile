@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-setup unit vet fuzz bench clean
+.PHONY: all build run test test-setup unit vet fuzz bench bench-powersync clean
 
 all: build
 
@@ -41,6 +41,12 @@ fuzz:
 # Benchmarks recorded in docs/benchmarks.md.
 bench:
 	$(GO) run ./controller/bench -nodes 10000 -requests 200
+
+# Power sync over IPMI: (a) 200 ipmi_sim BMCs against ipmitool, (b) 10,000 go-ipmi BMCs.
+bench-powersync: test-setup
+	$(GO) run ./controller/bench/powersync -mode ipmisim -n 200
+	$(GO) run ./controller/bench/powersync -mode fleet -n 10000
+	$(GO) run ./controller/bench/powersync -mode fleet -n 10000 -silent-every 100 -passes 6
 
 clean:
 	rm -rf $(BIN)
