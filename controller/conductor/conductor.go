@@ -1,6 +1,7 @@
 // Package conductor is the controller's engine: exclusive node locks, a bounded worker pool
 // running async tasks, the provision state machine applied to stored nodes, crash recovery and
-// the periodic guards (wait-state timeouts, lock renewal, conductor heartbeat).
+// the periodic guards (wait-state timeouts, lock renewal, conductor heartbeat, power sync and
+// power failure recovery).
 //
 // It imports controller/node and declares the ports it needs (Store, HardwareType, Notifier)
 // in ports.go. controller/api drives it; adapters implement its ports. It never imports api,

@@ -153,7 +153,9 @@ type HardwareType interface {
 	Driver(n *node.Node) (*Driver, error)
 }
 
-// Notifier hears of every observed or commanded power change of a node (Nova next).
+// Notifier hears of every observed or commanded power change of a node (Nova next): power
+// actions, and what the power sync and the power failure recovery record. It is called from
+// workers and sync passes, so it must return quickly (queue the delivery).
 type Notifier interface {
 	PowerChanged(ctx context.Context, n *node.Node, state string)
 }

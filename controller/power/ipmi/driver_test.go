@@ -387,3 +387,34 @@ func ptr(b *bool) any {
 	}
 	return *b
 }
+
+// Session parameters from driver_info reach the BMC: IPMI 1.5 (lan), a lower privilege level,
+// cipher suite 17 and go-ipmi's own suite negotiation.
+func TestSessionParameters(t *testing.T) {
+	d := newDriver(t, nil)
+	b := startBMC(t, bmcsim.Options{PowerOn: true})
+	tests := []struct {
+		name  string
+		extra map[string]any
+	}{
+		{"ipmi-1.5", map[string]any{"ipmi_protocol_version": "1.5", "ipmi_cipher_suite": nil}},
+		{"operator", map[string]any{"ipmi_priv_level": "OPERATOR"}},
+		{"suite-17", map[string]any{"ipmi_cipher_suite": 17}},
+		{"suite-negotiated", map[string]any{"ipmi_cipher_suite": nil}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := nodeFor(b, nil)
+			for k, v := range tc.extra {
+				if v == nil {
+					delete(n.DriverInfo, k)
+				} else {
+					n.DriverInfo[k] = v
+				}
+			}
+			if got, err := d.Power().PowerState(context.Background(), n); err != nil || got != node.PowerOn {
+				t.Fatalf("PowerState = %q, %v", got, err)
+			}
+		})
+	}
+}
