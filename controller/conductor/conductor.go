@@ -50,9 +50,10 @@ type Config struct {
 	// the reads of one pass are spread over half the interval, PowerSyncWorkers [64] at a time,
 	// nodes whose last sync failed in a slow lane of PowerSyncSlowWorkers [64] (they mostly wait
 	// out timeouts, which costs no CPU). After PowerSyncMaxRetries [3; negative: 0] failed reads
-	// or mismatches in a row a node goes into maintenance with fault "power failure". On a mismatch the hardware is driven back to the
-	// recorded state (Ironic's force_power_state_during_sync) unless
-	// PowerSyncAcceptHardwareState, which records the hardware's state instead.
+	// or mismatches in a row a node goes into maintenance with fault "power failure". On a
+	// mismatch the hardware is driven back to the recorded state (Ironic's
+	// force_power_state_during_sync) unless PowerSyncAcceptHardwareState, which records the
+	// hardware's state instead.
 	PowerSyncInterval            time.Duration
 	PowerSyncWorkers             int
 	PowerSyncSlowWorkers         int
