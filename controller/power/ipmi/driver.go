@@ -255,11 +255,27 @@ func (d *Driver) do(ctx context.Context, info Info, what string, fn func(context
 	if err := b.blocked(); err != nil { // it may have opened while we waited
 		return err
 	}
-	err = d.run(ctx, b, what, fn)
+	err = d.runSafely(ctx, b, what, fn)
 	if b.record(err, d.cfg.Now(), d.cfg.FailureThreshold, d.cfg.ProbeInterval) {
 		d.log.Warn().Str("bmc", info.endpoint()).Err(err).Msg("BMC unreachable; failing calls fast until a probe succeeds")
 	}
 	return err
+}
+
+// runSafely is run with a panic in go-ipmi (say, on a reply it cannot parse) turned into an
+// error: a broken BMC must not take the controller down. The session is dropped.
+func (d *Driver) runSafely(ctx context.Context, b *bmc, what string, fn func(context.Context, *client.Client) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if b.cl != nil {
+				d.closeClient(b.cl, false)
+				b.cl = nil
+			}
+			err = &badReply{fmt.Errorf("BMC %s %s: the IPMI client failed on the BMC's reply: %v", b.info.endpoint(), what, r)}
+			d.log.Error().Str("bmc", b.info.endpoint()).Str("op", what).Interface("panic", r).Msg("IPMI client panicked")
+		}
+	}()
+	return d.run(ctx, b, what, fn)
 }
 
 // maintain probes BMCs with an open circuit when due and forgets idle ones, until ctx ends.
@@ -331,7 +347,7 @@ func (d *Driver) probe(ctx context.Context, b *bmc) {
 		d.closeClient(b.cl, false)
 		b.cl = nil
 	}
-	err := d.run(ctx, b, "power status", func(ctx context.Context, cl *client.Client) error {
+	err := d.runSafely(ctx, b, "power status", func(ctx context.Context, cl *client.Client) error {
 		_, err := cl.GetChassisStatus(ctx)
 		return err
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bougou/go-ipmi/pkg/client"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
@@ -43,7 +44,7 @@ func newDriver(t *testing.T, mod func(*Config)) *Driver {
 }
 
 // startBMC runs a go-ipmi BMC on a free loopback port.
-func startBMC(t *testing.T, o bmcsim.Options) *bmcsim.BMC {
+func startBMC(t testing.TB, o bmcsim.Options) *bmcsim.BMC {
 	t.Helper()
 	b, err := bmcsim.Start("127.0.0.1:0", o)
 	if err != nil {
@@ -416,5 +417,21 @@ func TestSessionParameters(t *testing.T) {
 				t.Fatalf("PowerState = %q, %v", got, err)
 			}
 		})
+	}
+}
+
+func TestPanicInClientBecomesError(t *testing.T) {
+	d := newDriver(t, nil)
+	b := startBMC(t, bmcsim.Options{})
+	info, _ := ParseInfo(nodeFor(b, nil).DriverInfo)
+	err := d.do(context.Background(), info, "power status", func(context.Context, *client.Client) error {
+		panic("index out of range")
+	})
+	if err == nil || !strings.Contains(err.Error(), "the IPMI client failed on the BMC's reply: index out of range") {
+		t.Fatalf("do with a panicking client = %v", err)
+	}
+	// The BMC answered (garbage): its circuit stays closed and the next call works.
+	if _, err := d.Power().PowerState(context.Background(), nodeFor(b, nil)); err != nil {
+		t.Fatalf("PowerState after the panic: %v", err)
 	}
 }
