@@ -167,7 +167,8 @@ func TestIPMIMixedFleet(t *testing.T) {
 	wrong := start(bmcsim.Options{Password: bmcPassword})
 
 	d := startDaemon(t, "", "--power-sync-interval", "500ms", "--power-failure-recovery-interval", "500ms",
-		"--ipmi-timeout", "300ms", "--ipmi-attempts", "1", "--ipmi-probe-interval", "200ms")
+		"--ipmi-timeout", "300ms", "--ipmi-attempts", "1", "--ipmi-probe-interval", "200ms",
+		"--log-level", "debug") // the password must not show even in debug logs
 	ids := map[string]string{}
 	for name, b := range map[string]*bmcsim.BMC{"good": good, "silent": silent, "slow": slow, "wrong": wrong} {
 		ids[name] = d.ipmiNode(name, b.Host, b.Port, bmcPassword)
