@@ -456,3 +456,27 @@ func TestPowerSyncSlowReadDoesNotHoldTheLane(t *testing.T) {
 		t.Errorf("the fast node was read %v after the pass started: the slow read held the only worker", got)
 	}
 }
+
+// The periodic pass spreads its reads over half the interval: N reads over S start one slot
+// (S/N) apart, each jittered within its slot.
+func TestPowerSyncSpread(t *testing.T) {
+	e := newSyncEnv(t, nil)
+	var nodes []*node.Node
+	for _, name := range []string{"a", "b", "c", "d"} {
+		nodes = append(nodes, e.manageable(t, name, node.PowerOff))
+	}
+	start := time.Now()
+	st, err := e.c.SyncPowerStatesSpread(context.Background(), 400*time.Millisecond)
+	if err != nil || st.Matched != 4 {
+		t.Fatalf("pass = %+v, %v", st, err)
+	}
+	e.hw.mu.Lock()
+	defer e.hw.mu.Unlock()
+	for i, n := range nodes {
+		at := e.hw.readDone[n.UUID].Sub(start)
+		lo, hi := time.Duration(i)*100*time.Millisecond, time.Duration(i+1)*100*time.Millisecond+250*time.Millisecond
+		if at < lo || at > hi {
+			t.Errorf("node %d read %v after the start, want within its slot [%v, %v]", i, at, lo, hi)
+		}
+	}
+}
