@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-setup unit vet fuzz bench bench-powersync clean
+.PHONY: all build run test test-setup unit vet fuzz bench bench-agentlink bench-powersync clean
 
 all: build
 
@@ -41,6 +41,10 @@ fuzz:
 # Benchmarks recorded in docs/benchmarks.md.
 bench:
 	$(GO) run ./controller/bench -nodes 10000 -requests 200
+
+# The agent link benchmark (docs/benchmarks.md): needs `ulimit -n` ≥ 20000 for 10,000 agents.
+bench-agentlink:
+	$(GO) run ./controller/bench/agentlink -agents 1000,10000
 
 # Power sync over IPMI: (a) 200 ipmi_sim BMCs against ipmitool, (b) 10,000 go-ipmi BMCs.
 bench-powersync: test-setup

@@ -242,6 +242,14 @@ func (p *PKI) RootPool() *x509.CertPool {
 	return pool
 }
 
+// ClientCAs verifies agent certificates: the root and the intermediate (agents present only
+// their leaf).
+func (p *PKI) ClientCAs() *x509.CertPool {
+	pool := p.RootPool()
+	pool.AddCert(p.Intermediate)
+	return pool
+}
+
 // ControllerOptions configures IssueController.
 type ControllerOptions struct {
 	CommonName string   // [ferrum-controller]

@@ -60,7 +60,7 @@ type Config struct {
 	Tunnel      tunnel.Config
 	MinBackoff  time.Duration // [1s] first reconnect waits a random time below this
 	MaxBackoff  time.Duration // [30s]
-	DialTimeout time.Duration // [15s] TCP, TLS and hello; also each enrollment request
+	DialTimeout time.Duration // [30s] TCP, TLS and hello (a controller in a reconnect storm queues handshakes); also each enrollment request
 	// RenewAt is the fraction of the certificate's lifetime after which it is renewed [2/3].
 	RenewAt float64
 
@@ -104,7 +104,7 @@ func (c *Config) checkAndSetDefaults() error {
 		c.MaxBackoff = max(30*time.Second, c.MinBackoff)
 	}
 	if c.DialTimeout <= 0 {
-		c.DialTimeout = 15 * time.Second
+		c.DialTimeout = 30 * time.Second
 	}
 	if c.RenewAt <= 0 || c.RenewAt >= 1 {
 		c.RenewAt = 2.0 / 3
@@ -209,7 +209,9 @@ func (a *Agent) resetTLS() {
 	c := mtls.NewAgentTLS(mtls.AgentConfig{Fingerprint: a.cfg.Fingerprint, Now: a.cfg.Now,
 		GetCertificate: func() (*tls.Certificate, error) {
 			if c := a.cert.Load(); c != nil {
-				return c, nil
+				// Only the leaf: the controller knows the CA's intermediates, and every byte
+				// of the handshake is kept per connection on its side.
+				return &tls.Certificate{Certificate: c.Certificate[:1], PrivateKey: c.PrivateKey, Leaf: c.Leaf}, nil
 			}
 			return nil, errors.New("link: no client certificate yet")
 		}})

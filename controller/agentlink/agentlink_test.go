@@ -340,3 +340,41 @@ func TestBootParams(t *testing.T) {
 	a := e.startAgent(nodeA, func(c *link.Config) { c.Token = strings.TrimPrefix(fields[2], "ferrum.token=") })
 	a.waitUp(t)
 }
+
+// TestRestartResumesTLS: with a ticket key kept across restarts, agents resume their TLS
+// sessions after a controller restart — and the identity checks still run: a certificate
+// revoked meanwhile is refused on resumption.
+func TestRestartResumesTLS(t *testing.T) {
+	var key [32]byte
+	copy(key[:], "a ticket key kept across restarts")
+	e := newEnv(t, func(c *agentlink.Config) { c.TicketKey = &key })
+	a := e.startAgent(nodeA)
+	a.waitUp(t)
+	if ss := e.srv.Sessions(); len(ss) != 1 || ss[0].Resumed {
+		t.Fatalf("first session %+v", ss)
+	}
+	time.Sleep(100 * time.Millisecond) // the session ticket arrives after the handshake
+
+	e.stopSrv()
+	e.start()
+	a.waitUp(t)
+	if ss := e.srv.Sessions(); len(ss) != 1 || !ss[0].Resumed {
+		t.Fatalf("after restart: %+v, want a resumed session", ss)
+	}
+	if res, err := run(t, e, nodeA, proto.CmdPing, nil); err != nil || res.Error != nil {
+		t.Errorf("ping after resumption: %v %+v", err, res.Error)
+	}
+
+	time.Sleep(100 * time.Millisecond)
+	e.tokens.RevokeCertificate(context.Background(), a.Certificate().SerialNumber.String(), "test")
+	e.stopSrv()
+	e.start()
+	select {
+	case <-a.ups:
+		t.Fatal("agent with a revoked certificate reconnected (resumed)")
+	case <-time.After(time.Second):
+	}
+	if e.srv.Connected(nodeA) {
+		t.Fatal("revoked agent connected")
+	}
+}

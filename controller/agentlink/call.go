@@ -116,7 +116,7 @@ func (s *Server) Run(ctx context.Context, nodeID string, cmd proto.Command, prog
 				"the agent of node %s did not come back within %s", nodeID, s.cfg.ResumeTimeout))
 		case !next.pending(cmd.ID) && accepted:
 			return proto.Result{}, fmt.Errorf("agentlink: %w", proto.Errorf(proto.CodeLost,
-				"the agent of node %s came back (boot %s) without command %s", nodeID, next.hello.BootID, cmd.ID))
+				"the agent of node %s came back (boot %s) without command %s", nodeID, next.bootID, cmd.ID))
 		case !next.pending(cmd.ID):
 			return proto.Result{}, fmt.Errorf("agentlink: %w", proto.Errorf(proto.CodeLinkLost,
 				"link to node %s dropped before the agent took command %s", nodeID, cmd.ID))

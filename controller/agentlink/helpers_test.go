@@ -147,7 +147,7 @@ func newEnvWithPKI(t *testing.T, p *certs.PKI, certTTL time.Duration, opts ...en
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cfg = agentlink.Config{Addr: "127.0.0.1:0", Certificate: ctrl, ClientCAs: p.RootPool(), Fingerprint: p.Fingerprint(),
+	e.cfg = agentlink.Config{Addr: "127.0.0.1:0", Certificate: ctrl, ClientCAs: p.ClientCAs(), Fingerprint: p.Fingerprint(),
 		Nodes: e.nodes, Revocations: e.tokens, Recorder: e.links,
 		Renewer:   &certs.Renewer{Signer: auth, Minter: p.Minter(time.Hour)},
 		MintToken: p.Minter(time.Hour).Mint, HeartbeatInterval: 100 * time.Millisecond,

@@ -60,10 +60,15 @@ type Config struct {
 	AdvertiseAddr string
 
 	// Certificate is the controller's chain (leaf with the controller marker, intermediate,
-	// root); ClientCAs verifies agent certificates; Fingerprint is the root's, for agents.
+	// root); ClientCAs verifies agent certificates and must hold the CA's intermediates too
+	// (agents send only their leaf); Fingerprint is the root's, for agents.
 	Certificate tls.Certificate
 	ClientCAs   *x509.CertPool
 	Fingerprint string
+	// TicketKey encrypts TLS session tickets. Kept across restarts, it lets agents resume
+	// their TLS sessions after a controller restart — a reconnect storm then costs far less
+	// CPU on both ends. Identity is still checked on every resumption. Nil: a key per process.
+	TicketKey *[32]byte
 
 	Nodes       Nodes
 	Revocations Revocations
@@ -82,8 +87,12 @@ type Config struct {
 	Tunnel          tunnel.Config
 	// HeartbeatInterval is what agents are told to use [30s].
 	HeartbeatInterval time.Duration
-	// HandshakeTimeout bounds TLS plus hello of a new connection [10s].
+	// HandshakeTimeout bounds TLS plus hello of a new connection, waiting for a handshake
+	// slot included [20s].
 	HandshakeTimeout time.Duration
+	// MaxHandshakes bounds the TLS handshakes in progress [256]. In a reconnect storm the rest
+	// wait their turn instead of all slowing down together past their timeouts.
+	MaxHandshakes int
 	// ResumeTimeout is how long a mutating command whose link dropped waits for the agent to
 	// come back and report [60s]; after it the command fails with proto.CodeLinkLost.
 	ResumeTimeout time.Duration
@@ -123,7 +132,10 @@ func (c *Config) checkAndSetDefaults() error {
 		}
 	}
 	def(&c.HeartbeatInterval, 30*time.Second)
-	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.HandshakeTimeout, 20*time.Second)
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = 256
+	}
 	def(&c.ResumeTimeout, 60*time.Second)
 	def(&c.SweepInterval, time.Minute)
 	def(&c.FlushInterval, 2*time.Second)
@@ -151,8 +163,11 @@ type Server struct {
 	calls    map[string]*call    // commands in flight, by command ID
 	closed   bool
 
+	featureSets map[string][]string // negotiated feature lists, shared by sessions
+
 	enroll *chanListener
 	httpS  *http.Server
+	slots  chan struct{} // handshakes in progress
 }
 
 // New validates cfg and starts listening (the address is known once New returns).
@@ -171,12 +186,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.AdvertiseAddr = ln.Addr().String()
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With().Str("component", "agentlink").Logger(), ln: ln,
-		sessions: map[string]*session{}, changed: make(chan struct{}), calls: map[string]*call{}}
+		sessions: map[string]*session{}, changed: make(chan struct{}), calls: map[string]*call{},
+		slots: make(chan struct{}, cfg.MaxHandshakes)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.status = newRecorder(cfg.Recorder, cfg.FlushInterval, s.log)
 
 	tunnelTLS := mtls.NewServerTLS(mtls.ServerConfig{Certificate: cfg.Certificate, ClientCAs: cfg.ClientCAs,
 		Verify: s.verify, Now: cfg.Now})
+	if cfg.TicketKey != nil {
+		tunnelTLS.SetSessionTicketKeys([][32]byte{*cfg.TicketKey})
+	}
 	enrollTLS := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cfg.Certificate},
 		NextProtos: []string{mtls.ALPNHTTP}}
 	s.tlsCfg = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cfg.Certificate},
@@ -295,9 +314,25 @@ func (s *Server) verify(nodeID string, leaf *x509.Certificate) error {
 
 // handle runs one connection: TLS handshake, then enrollment HTTP or an agent session.
 func (s *Server) handle(conn net.Conn) {
-	conn.SetDeadline(s.cfg.Now().Add(s.cfg.HandshakeTimeout))
+	deadline := s.cfg.Now().Add(s.cfg.HandshakeTimeout)
+	conn.SetDeadline(deadline)
+	wait := time.NewTimer(time.Until(deadline))
+	select {
+	case s.slots <- struct{}{}:
+		wait.Stop()
+	case <-wait.C:
+		s.log.Warn().Str("remote", conn.RemoteAddr().String()).Msg("agent connection dropped: no handshake slot in time")
+		conn.Close()
+		return
+	case <-s.ctx.Done():
+		wait.Stop()
+		conn.Close()
+		return
+	}
 	tc := tls.Server(conn, s.tlsCfg)
-	if err := tc.HandshakeContext(s.ctx); err != nil {
+	err := tc.HandshakeContext(s.ctx)
+	<-s.slots
+	if err != nil {
 		s.log.Warn().Err(err).Str("remote", conn.RemoteAddr().String()).Msg("agent connection refused")
 		conn.Close()
 		return

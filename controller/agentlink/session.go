@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,24 +17,26 @@ import (
 	"github.com/ferrumhq/ferrum/shared/tunnel"
 )
 
-// session is one agent's open yamux session.
+// session is one agent's open yamux session: what the controller keeps per idle agent, so
+// kept small.
 type session struct {
-	Node        string
-	ys          *yamux.Session
-	leaf        *x509.Certificate
-	hello       proto.Hello
-	version     int
-	features    []string
-	connectedAt time.Time
-	remote      string
-	lastSeen    atomic.Int64 // Unix nanoseconds
+	Node         string
+	ys           *yamux.Session
+	leaf         *x509.Certificate
+	version      int
+	features     []string // shared between sessions
+	pendingIDs   []string // commands the agent listed in its hello
+	bootID       string
+	agentVersion string
+	connectedAt  time.Time
+	remote       string
+	resumed      bool         // the TLS session was resumed
+	lastSeen     atomic.Int64 // Unix nanoseconds
 }
 
 func (se *session) has(feature string) bool { return slices.Contains(se.features, feature) }
 
-func (se *session) pending(id string) bool {
-	return slices.ContainsFunc(se.hello.Pending, func(p proto.Pending) bool { return p.ID == id })
-}
+func (se *session) pending(id string) bool { return slices.Contains(se.pendingIDs, id) }
 
 // SessionInfo describes an open session.
 type SessionInfo struct {
@@ -47,6 +50,8 @@ type SessionInfo struct {
 	CertNotAfter    time.Time
 	ConnectedAt     time.Time
 	LastSeen        time.Time
+	// Resumed: the session's TLS handshake resumed an earlier one (identity still checked).
+	Resumed bool
 }
 
 // Sessions lists the open sessions.
@@ -78,8 +83,16 @@ func (s *Server) list() []*session {
 
 func (se *session) info() SessionInfo {
 	return SessionInfo{Node: se.Node, Remote: se.remote, ProtocolVersion: se.version, Features: se.features,
-		AgentVersion: se.hello.AgentVersion, BootID: se.hello.BootID, CertSerial: se.leaf.SerialNumber.String(),
-		CertNotAfter: se.leaf.NotAfter, ConnectedAt: se.connectedAt, LastSeen: time.Unix(0, se.lastSeen.Load())}
+		AgentVersion: se.agentVersion, BootID: se.bootID, CertSerial: se.leaf.SerialNumber.String(),
+		CertNotAfter: se.leaf.NotAfter, ConnectedAt: se.connectedAt, LastSeen: time.Unix(0, se.lastSeen.Load()),
+		Resumed: se.resumed}
+}
+
+// Count is the number of open sessions.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
 }
 
 // Connected reports whether node has an open session.
@@ -91,8 +104,9 @@ func (s *Server) current(nodeID string) *session {
 	return s.sessions[nodeID]
 }
 
-// serveSession runs an authenticated tunnel connection: hello, registration (replacing the
-// node's previous session), then the streams the agent opens, until the session ends.
+// serveSession runs an authenticated tunnel connection: hello and registration (replacing
+// the node's previous session), then serve runs the session in a goroutine of its own, so the
+// stack the handshake grew is not kept for the life of an idle session.
 func (s *Server) serveSession(tc *tls.Conn, cs tls.ConnectionState) {
 	leaf := cs.PeerCertificates[0]
 	nodeID, err := mtls.NodeID(leaf) // verified by VerifyConnection already
@@ -100,66 +114,82 @@ func (s *Server) serveSession(tc *tls.Conn, cs tls.ConnectionState) {
 		tc.Close()
 		return
 	}
-	log := s.log.With().Str("node_id", nodeID).Logger()
 	ys, err := tunnel.Server(tc, s.tunnelConfig())
 	if err != nil {
 		tc.Close()
 		return
 	}
-	defer ys.Close()
-	hctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
-	st, hello, err := tunnel.AcceptHello(hctx, ys)
-	if err != nil {
-		cancel()
-		log.Warn().Err(err).Msg("agent sent no hello")
+	se, ok := s.hello(ys, nodeID, leaf, tc.RemoteAddr().String(), cs.DidResume)
+	if !ok {
+		ys.Close()
 		return
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serve(se)
+	}()
+}
+
+// hello answers the agent's hello and registers the session.
+func (s *Server) hello(ys *yamux.Session, nodeID string, leaf *x509.Certificate, remote string, resumed bool) (*session, bool) {
+	hctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	st, hello, err := tunnel.AcceptHello(hctx, ys)
+	if err != nil {
+		s.log.Warn().Err(err).Str("node_id", nodeID).Msg("agent sent no hello")
+		return nil, false
+	}
+	defer st.Close()
 	ack := tunnel.Negotiate(hello, s.cfg.ProtocolVersion)
 	ack.Node, ack.HeartbeatMs = nodeID, s.cfg.HeartbeatInterval.Milliseconds()
 	st.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	defer cancel()
 	if ack.Error != nil {
 		proto.Write(st, ack)
-		st.Close()
-		log.Warn().Str("code", string(ack.Error.Code)).Str("error", ack.Error.Message).Msg("agent hello refused")
-		return
+		s.log.Warn().Str("node_id", nodeID).Str("code", string(ack.Error.Code)).Str("error", ack.Error.Message).Msg("agent hello refused")
+		return nil, false
 	}
 	// Register before answering: once the agent hears the ack, commands can reach it.
 	now := s.cfg.Now()
-	se := &session{Node: nodeID, ys: ys, leaf: leaf, hello: hello, version: ack.Version, features: ack.Features,
-		connectedAt: now, remote: tc.RemoteAddr().String()}
+	se := &session{Node: nodeID, ys: ys, leaf: leaf, version: ack.Version, features: s.features(ack.Features),
+		pendingIDs: pendingIDs(hello.Pending), bootID: hello.BootID, agentVersion: hello.AgentVersion,
+		connectedAt: now, remote: remote, resumed: resumed}
 	se.lastSeen.Store(now.UnixNano())
 	if !s.register(se) {
-		return
+		return nil, false
 	}
-	werr := proto.Write(st, ack)
-	st.Close()
-	if werr != nil {
+	if err := proto.Write(st, ack); err != nil {
 		s.unregister(se)
-		log.Warn().Err(werr).Msg("agent hello failed")
-		return
+		s.log.Warn().Err(err).Str("node_id", nodeID).Msg("agent hello failed")
+		return nil, false
 	}
-	// The certificate's expiry ends the session: TLS checked it only at the handshake.
-	expiry := time.AfterFunc(leaf.NotAfter.Sub(now), func() {
-		log.Info().Str("serial", leaf.SerialNumber.String()).Msg("agent certificate expired; closing its session")
-		ys.Close()
-	})
-	defer expiry.Stop()
 	s.status.update(node.AgentLink{NodeUUID: nodeID, ConnectedAt: now.UTC(), LastSeenAt: now.UTC(),
 		CertSerial: leaf.SerialNumber.String(), CertNotAfter: leaf.NotAfter.UTC(), AgentVersion: hello.AgentVersion,
 		BootID: hello.BootID, ProtocolVersion: ack.Version})
-	log.Info().Int("protocol", ack.Version).Str("boot_id", hello.BootID).Str("remote", se.remote).
+	s.log.Info().Str("node_id", nodeID).Int("protocol", ack.Version).Str("boot_id", hello.BootID).Str("remote", remote).
 		Int("pending", len(hello.Pending)).Msg("agent connected")
+	return se, true
+}
+
+// serve accepts the streams the agent opens until the session ends.
+func (s *Server) serve(se *session) {
+	defer se.ys.Close()
+	// The certificate's expiry ends the session: TLS checked it only at the handshake.
+	expiry := time.AfterFunc(se.leaf.NotAfter.Sub(s.cfg.Now()), func() {
+		s.log.Info().Str("node_id", se.Node).Str("serial", se.leaf.SerialNumber.String()).
+			Msg("agent certificate expired; closing its session")
+		se.ys.Close()
+	})
+	defer expiry.Stop()
 	if s.cfg.OnConnect != nil {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.cfg.OnConnect(s.ctx, nodeID)
+			s.cfg.OnConnect(s.ctx, se.Node)
 		}()
 	}
-
 	for {
-		st, err := ys.AcceptStream()
+		st, err := se.ys.AcceptStream()
 		if err != nil {
 			break
 		}
@@ -171,10 +201,36 @@ func (s *Server) serveSession(tc *tls.Conn, cs tls.ConnectionState) {
 		}()
 	}
 	if s.unregister(se) {
-		s.status.update(node.AgentLink{NodeUUID: nodeID, DisconnectedAt: s.cfg.Now().UTC(),
+		s.status.update(node.AgentLink{NodeUUID: se.Node, DisconnectedAt: s.cfg.Now().UTC(),
 			LastSeenAt: time.Unix(0, se.lastSeen.Load()).UTC()})
-		log.Info().Msg("agent disconnected")
+		s.log.Info().Str("node_id", se.Node).Msg("agent disconnected")
 	}
+}
+
+// features returns a shared copy of a feature list (sessions of one version share it).
+func (s *Server) features(fs []string) []string {
+	key := strings.Join(fs, ",")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.featureSets[key]; ok {
+		return f
+	}
+	if s.featureSets == nil {
+		s.featureSets = map[string][]string{}
+	}
+	s.featureSets[key] = fs
+	return fs
+}
+
+func pendingIDs(ps []proto.Pending) []string {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	return out
 }
 
 func (s *Server) tunnelConfig() tunnel.Config {

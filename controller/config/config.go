@@ -77,7 +77,7 @@ type Config struct {
 	AgentTLSCertFile       string        `yaml:"agent_tls_cert_file" help:"controller certificate chain for agents, ending at the root (default: issued from the PKI)"`
 	AgentTLSKeyFile        string        `yaml:"agent_tls_key_file" help:"private key for agent_tls_cert_file"`
 	CAURL                  string        `yaml:"ca_url" help:"external step-ca URL for agent certificates (default: the embedded authority)"`
-	CARootFile             string        `yaml:"ca_root_file" help:"root certificate of the external step-ca (PEM)"`
+	CARootFile             string        `yaml:"ca_root_file" help:"root certificate of the external step-ca, then its intermediates (PEM; agents send only their leaf)"`
 	CAProvisioner          string        `yaml:"ca_provisioner" help:"name of the external step-ca's JWK provisioner for agents"`
 	CAProvisionerKeyFile   string        `yaml:"ca_provisioner_key_file" help:"private JWK (JSON) of that provisioner: it signs enrollment tokens"`
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -68,17 +70,24 @@ func newAgentSide(cfg *config.Config, st *sqlite.Store, log zerolog.Logger) (*ag
 			return nil, err
 		}
 		a.authority = auth
-		signer, minter, roots, fp = auth, pki.Minter(cfg.AgentTokenTTL), pki.RootPool(), pki.Fingerprint()
+		signer, minter, roots, fp = auth, pki.Minter(cfg.AgentTokenTTL), pki.ClientCAs(), pki.Fingerprint()
 	} else {
-		root, remote, m, err := externalCA(cfg)
+		chain, remote, m, err := externalCA(cfg)
 		if err != nil {
 			return nil, err
 		}
 		roots = x509.NewCertPool()
-		roots.AddCert(root)
-		signer, minter, fp = remote, m, mtls.Fingerprint(root)
+		for _, c := range chain {
+			roots.AddCert(c)
+		}
+		signer, minter, fp = remote, m, mtls.Fingerprint(chain[0])
 	}
 	cert, err := controllerCert(cfg, pki)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	ticketKey, err := loadTicketKey(filepath.Join(cfg.DataDir, "agent_ticket.key"))
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -103,7 +112,7 @@ func newAgentSide(cfg *config.Config, st *sqlite.Store, log zerolog.Logger) (*ag
 	}
 	srv, err = agentlink.New(agentlink.Config{
 		Addr: cfg.AgentAddr, AdvertiseAddr: cfg.AgentAdvertiseAddr,
-		Certificate: cert, ClientCAs: roots, Fingerprint: fp,
+		Certificate: cert, ClientCAs: roots, Fingerprint: fp, TicketKey: ticketKey,
 		Nodes: st, Revocations: st, Recorder: st, Enroll: enroll,
 		Renewer: &certs.Renewer{Signer: signer, Minter: minter}, MintToken: minter.Mint,
 		OnConnect:         a.connected,
@@ -198,8 +207,9 @@ func controllerCert(cfg *config.Config, p *certs.PKI) (tls.Certificate, error) {
 	return p.IssueController(certs.ControllerOptions{DNSNames: names})
 }
 
-// externalCA reads the external step-ca's root and the agents provisioner's key.
-func externalCA(cfg *config.Config) (*x509.Certificate, *certs.Remote, *certs.Minter, error) {
+// externalCA reads the external step-ca's root (first) and intermediates, and the agents
+// provisioner's key.
+func externalCA(cfg *config.Config) ([]*x509.Certificate, *certs.Remote, *certs.Minter, error) {
 	b, err := os.ReadFile(cfg.CARootFile)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("ca_root_file: %w", err)
@@ -224,5 +234,29 @@ func externalCA(cfg *config.Config) (*x509.Certificate, *certs.Remote, *certs.Mi
 	}
 	m := &certs.Minter{Key: jwk, Issuer: cfg.CAProvisioner, Audience: strings.TrimSuffix(cfg.CAURL, "/") + "/1.0/sign",
 		RootFingerprint: mtls.Fingerprint(rs[0]), TTL: cfg.AgentTokenTTL}
-	return rs[0], remote, m, nil
+	return rs, remote, m, nil
+}
+
+// loadTicketKey reads the key that encrypts the tunnel's TLS session tickets, creating it on
+// first start. Keeping it across restarts lets agents resume their sessions after one.
+func loadTicketKey(path string) (*[32]byte, error) {
+	var k [32]byte
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := rand.Read(k[:]); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, k[:], 0o600); err != nil {
+			return nil, fmt.Errorf("agent ticket key: %w", err)
+		}
+		return &k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent ticket key: %w", err)
+	}
+	if len(b) != len(k) {
+		return nil, fmt.Errorf("agent ticket key %s: %d bytes, want %d", path, len(b), len(k))
+	}
+	copy(k[:], b)
+	return &k, nil
 }
