@@ -10,6 +10,8 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/ferrum-controller ./controller/cmd/ferrum-controller
+	$(GO) build -o $(BIN)/ferrum-certs ./certs/cmd/ferrum-certs
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ferrum-agent ./agent/cmd/ferrum-agent
 
 run: build
 	./$(BIN)/ferrum-controller --api-addr 127.0.0.1:6385 --data-dir ./ferrum-data
