@@ -31,7 +31,18 @@ func run(t *testing.T, e *env, id, name string, args any) (proto.Result, error) 
 // TestEndToEnd: token → enroll → mTLS tunnel → the controller runs commands → results, and
 // the link's boot path is recorded.
 func TestEndToEnd(t *testing.T) {
-	e := newEnv(t)
+	var e *env
+	e = newEnv(t, func(c *agentlink.Config) {
+		// As the conductor does: ask the agent for its status; agentlink records the answer.
+		c.OnConnect = func(ctx context.Context, id string) json.RawMessage {
+			res, err := e.srv.Run(ctx, id, proto.Command{Name: proto.CmdGetStatus}, nil)
+			if err != nil || res.Error != nil {
+				t.Errorf("get_status on connect: %v %+v", err, res.Error)
+				return nil
+			}
+			return res.Data
+		}
+	})
 	a := e.startAgent(nodeA)
 	ack := a.waitUp(t)
 	if ack.Node != nodeA || ack.Version != proto.Version {
@@ -68,7 +79,7 @@ func TestEndToEnd(t *testing.T) {
 	waitFor(t, "link records", func() bool {
 		l := e.links.get(nodeA)
 		return !l.EnrolledAt.IsZero() && (&l).Connected() && !l.LastSeenAt.IsZero() && l.BootID == a.BootID() &&
-			l.CertSerial == a.Certificate().SerialNumber.String()
+			l.CertSerial == a.Certificate().SerialNumber.String() && strings.Contains(string(l.Status), a.BootID())
 	})
 	connectedAt := e.links.get(nodeA).ConnectedAt
 	waitFor(t, "a heartbeat", func() bool { return e.links.get(nodeA).LastSeenAt.After(connectedAt) })

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -79,8 +80,10 @@ type Config struct {
 	Renewer Renewer
 	// MintToken mints a node's enrollment token, for BootParams; nil disables BootParams.
 	MintToken func(node string) (string, error)
-	// OnConnect is called (in a goroutine the Server owns) after each agent's hello.
-	OnConnect func(ctx context.Context, node string)
+	// OnConnect is called (in a goroutine the Server owns) after each agent's hello; what it
+	// returns, if anything, is recorded as the link's status (node.AgentLink.Status) with the
+	// other batched link records.
+	OnConnect func(ctx context.Context, node string) json.RawMessage
 
 	// ProtocolVersion is the highest protocol version spoken [proto.Version].
 	ProtocolVersion int

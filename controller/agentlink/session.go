@@ -167,7 +167,7 @@ func (s *Server) hello(ys *yamux.Session, nodeID string, leaf *x509.Certificate,
 		CertSerial: leaf.SerialNumber.String(), CertNotAfter: leaf.NotAfter.UTC(), AgentVersion: hello.AgentVersion,
 		BootID: hello.BootID, ProtocolVersion: ack.Version})
 	s.log.Info().Str("node_id", nodeID).Int("protocol", ack.Version).Str("boot_id", hello.BootID).Str("remote", remote).
-		Int("pending", len(hello.Pending)).Msg("agent connected")
+		Int("pending", len(hello.Pending)).Bool("resumed", resumed).Msg("agent connected")
 	return se, true
 }
 
@@ -185,7 +185,9 @@ func (s *Server) serve(se *session) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.cfg.OnConnect(s.ctx, se.Node)
+			if st := s.cfg.OnConnect(s.ctx, se.Node); len(st) > 0 {
+				s.status.update(node.AgentLink{NodeUUID: se.Node, Status: st})
+			}
 		}()
 	}
 	for {

@@ -40,10 +40,10 @@ func (c *Conductor) AgentBootParams(ctx context.Context, ident string) (string, 
 }
 
 // AgentConnected is called when a node's agent opens a session: the conductor asks the agent
-// for its status and records the answer with the node's agent link.
-func (c *Conductor) AgentConnected(ctx context.Context, nodeUUID string) {
+// for its status and returns it, for agentlink to record with the node's agent link.
+func (c *Conductor) AgentConnected(ctx context.Context, nodeUUID string) json.RawMessage {
 	if c.cfg.Agents == nil {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -54,19 +54,15 @@ func (c *Conductor) AgentConnected(ctx context.Context, nodeUUID string) {
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("agent status failed")
-		return
+		return nil
 	}
 	var st proto.Status
 	if err := json.Unmarshal(res.Data, &st); err != nil {
 		log.Warn().Err(err).Msg("agent status undecodable")
-		return
+		return nil
 	}
-	log.Info().Str("agent_version", st.AgentVersion).Str("boot_id", st.BootID).Str("hostname", st.Hostname).Msg("agent status")
-	if als, ok := c.store.(AgentLinkStore); ok {
-		if err := als.UpdateAgentLinks(ctx, []node.AgentLink{{NodeUUID: nodeUUID, Status: res.Data}}); err != nil {
-			log.Warn().Err(err).Msg("recording agent status failed")
-		}
-	}
+	log.Debug().Str("agent_version", st.AgentVersion).Str("boot_id", st.BootID).Str("hostname", st.Hostname).Msg("agent status")
+	return res.Data
 }
 
 // attachAgentLinks fills n.Agent for nodes whose agent link is recorded (when the store keeps

@@ -67,11 +67,14 @@ func TestAgentCommands(t *testing.T) {
 		t.Errorf("AgentBootParams = %q, %v (%v)", params, err, fa.boot)
 	}
 
-	// On connect the conductor asks for the agent's status and keeps it with the node.
+	// On connect the conductor asks for the agent's status (agentlink records it).
 	if err := e.store.UpdateAgentLinks(ctx, []node.AgentLink{{NodeUUID: n.UUID, ConnectedAt: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
-	e.c.AgentConnected(ctx, n.UUID)
+	status := e.c.AgentConnected(ctx, n.UUID)
+	if err := e.store.UpdateAgentLinks(ctx, []node.AgentLink{{NodeUUID: n.UUID, Status: status}}); err != nil {
+		t.Fatal(err)
+	}
 	got, err := e.c.GetNode(ctx, n.UUID)
 	if err != nil {
 		t.Fatal(err)

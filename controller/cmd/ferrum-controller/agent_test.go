@@ -193,16 +193,41 @@ func TestAgentProcess(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	replay.stop(t)
-	if got := d.agentView(n.UUID).DriverInternalInfo.Ferrum; got == nil || !got.Connected || str(got.BootID) != f.Status.BootID {
-		t.Errorf("the first agent's session was disturbed: %+v", got)
+	v0 := d.agentView(n.UUID).DriverInternalInfo.Ferrum
+	if v0 == nil || !v0.Connected || str(v0.BootID) != f.Status.BootID {
+		t.Fatalf("the first agent's session was disturbed: %+v", v0)
 	}
+
+	// A controller restart: the agent comes back on its own, resuming its TLS session (the
+	// ticket key is in the data dir), and the spent token is still refused.
+	d.stop(syscall.SIGTERM)
+	firstLogs := d.logs.String()
+	d = startDaemon(t, d.DataDir, "--agent-addr", agentAddr, "--fake-inspect-delay", "10m",
+		"--agent-heartbeat-interval", "200ms", "--shutdown-timeout", "2s")
+	d.waitAgent(n.UUID, "reconnected after the restart", func(v agentView) bool {
+		f := v.DriverInternalInfo.Ferrum
+		return f != nil && f.Connected && str(f.ConnectedAt) != str(v0.ConnectedAt)
+	})
+	if !strings.Contains(d.logs.String(), `"resumed":true`) {
+		t.Error("the agent did not resume its TLS session after the restart")
+	}
+	replay2 := startAgentProc(t, agentBin, cmdline)
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(replay2.logs.String(), "enrollment refused (401)") {
+		if time.Now().After(deadline) {
+			t.Fatalf("replayed token not refused after a restart; agent logs:\n%s", replay2.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	replay2.stop(t)
 
 	a.stop(t)
 	d.waitAgent(n.UUID, "disconnected", func(v agentView) bool {
 		f := v.DriverInternalInfo.Ferrum
 		return f != nil && !f.Connected && f.DisconnectedAt != nil
 	})
-	for name, logs := range map[string]string{"controller": d.logs.String(), "agent": a.logs.String(), "replayed agent": replay.logs.String()} {
+	for name, logs := range map[string]string{"controller": firstLogs + d.logs.String(), "agent": a.logs.String(),
+		"replayed agent": replay.logs.String() + replay2.logs.String()} {
 		if strings.Contains(logs, token) || strings.Contains(logs, token[len(token)-40:]) {
 			t.Errorf("the %s logged the enrollment token", name)
 		}

@@ -31,7 +31,7 @@ type agentSide struct {
 	srv       *agentlink.Server
 	authority *certs.Authority
 	log       zerolog.Logger
-	onConnect func(ctx context.Context, node string)
+	onConnect func(ctx context.Context, node string) json.RawMessage
 
 	cancel context.CancelFunc
 	done   chan error
@@ -135,13 +135,14 @@ func (a *agentSide) agents() conductor.Agents {
 	return a.srv
 }
 
-func (a *agentSide) connected(ctx context.Context, id string) {
+func (a *agentSide) connected(ctx context.Context, id string) json.RawMessage {
 	a.mu.Lock()
 	f := a.onConnect
 	a.mu.Unlock()
-	if f != nil {
-		f(ctx, id)
+	if f == nil {
+		return nil
 	}
+	return f(ctx, id)
 }
 
 // start serves agents; the conductor hears of each new session.
