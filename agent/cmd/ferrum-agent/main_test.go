@@ -26,3 +26,14 @@ func TestParseCmdline(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseCmdline(f *testing.F) {
+	f.Add(`BOOT_IMAGE=/vmlinuz ferrum.controller=10.0.0.1:6386 "a b"=c`)
+	f.Fuzz(func(t *testing.T, s string) {
+		for k := range parseCmdline(s) {
+			if k == "" && s == "" {
+				t.Fatal("empty key from an empty command line")
+			}
+		}
+	})
+}
