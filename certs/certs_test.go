@@ -257,8 +257,9 @@ func TestEnrollHandler(t *testing.T) {
 			}
 			return nil
 		},
-		Issued: func(_ context.Context, node string, _ *x509.Certificate) { issued = append(issued, node) },
-		Log:    zerolog.New(zerolog.NewTestWriter(t))})
+		Issued:   func(_ context.Context, node string, _ *x509.Certificate) { issued = append(issued, node) },
+		TokenKey: p.Provisioner,
+		Log:      zerolog.New(zerolog.NewTestWriter(t))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +301,11 @@ func TestEnrollHandler(t *testing.T) {
 	csrB, _ := certstest.CSR(t, nodeB, mtls.NodeURI(nodeB))
 	if code, _ := post(csrB, tokB); code != http.StatusForbidden {
 		t.Errorf("node not admitted = %d, want 403", code)
+	}
+	// A token signed by another key is refused before anything is looked up.
+	forged, _ := newPKI(t).Minter(time.Hour).Mint(nodeB)
+	if code, _ := post(csrB, forged); code != http.StatusUnauthorized {
+		t.Errorf("forged token = %d, want 401 (not 403: no probing of nodes)", code)
 	}
 	if !slices.Equal(issued, []string{nodeA}) {
 		t.Errorf("Issued calls %v", issued)

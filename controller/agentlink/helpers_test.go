@@ -175,8 +175,9 @@ func (e *env) start() {
 			}
 			return nil
 		},
-		Issued: func(_ context.Context, id string, leaf *x509.Certificate) { srv.RecordEnrolled(id, leaf) },
-		Log:    testLog(t)})
+		Issued:   func(_ context.Context, id string, leaf *x509.Certificate) { srv.RecordEnrolled(id, leaf) },
+		TokenKey: e.pki.Provisioner,
+		Log:      testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,10 @@ type recorder struct {
 
 	mu      sync.Mutex
 	pending map[string]*node.AgentLink
-	kick    chan struct{}
 }
 
 func newRecorder(r Recorder, interval time.Duration, log zerolog.Logger) *recorder {
-	return &recorder{r: r, interval: interval, log: log, pending: map[string]*node.AgentLink{}, kick: make(chan struct{}, 1)}
+	return &recorder{r: r, interval: interval, log: log, pending: map[string]*node.AgentLink{}}
 }
 
 // update queues u, merged with what is queued for the same node.
@@ -62,17 +61,7 @@ func (r *recorder) run(ctx context.Context) {
 			return
 		case <-t.C:
 			r.flush()
-		case <-r.kick:
-			r.flush()
 		}
-	}
-}
-
-// Flush writes what is queued now (tests).
-func (r *recorder) flushNow() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
 	}
 }
 

@@ -9,7 +9,6 @@ package tunnel
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -164,6 +163,3 @@ func Negotiate(h proto.Hello, version int) proto.HelloAck {
 	}
 	return proto.HelloAck{Version: v, Features: proto.Common(h.Features, proto.Features(v))}
 }
-
-// ErrClosed reports a session that ended.
-var ErrClosed = errors.New("tunnel: session closed")

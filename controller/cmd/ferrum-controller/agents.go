@@ -104,8 +104,9 @@ func newAgentSide(cfg *config.Config, st *sqlite.Store, log zerolog.Logger) (*ag
 			}
 			return nil
 		},
-		Issued: func(_ context.Context, id string, leaf *x509.Certificate) { srv.RecordEnrolled(id, leaf) },
-		Log:    log})
+		Issued:   func(_ context.Context, id string, leaf *x509.Certificate) { srv.RecordEnrolled(id, leaf) },
+		TokenKey: minter.Key,
+		Log:      log})
 	if err != nil {
 		a.Close()
 		return nil, err
