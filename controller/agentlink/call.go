@@ -75,7 +75,15 @@ func (s *Server) Run(ctx context.Context, nodeID string, cmd proto.Command, prog
 		s.cancelOnAgent(nodeID, cmd.ID)
 		return proto.Result{}, fmt.Errorf("agentlink: %w", proto.Errorf(proto.CodeCancelled, "%v", ctx.Err()))
 	case err != nil:
-		// No answer: the agent may or may not have the command. Only its next hello tells.
+		// No answer. If the session is still up the stream itself failed; otherwise the link
+		// dropped and the agent may or may not have the command: only its next hello tells.
+		t := time.NewTimer(time.Second) // the session notices a dropped link a little later
+		select {
+		case <-se.ys.CloseChan():
+			t.Stop()
+		case <-t.C:
+			return proto.Result{}, fmt.Errorf("agentlink: %w", proto.Errorf(proto.CodeInternal, "command stream to node %s failed: %v", nodeID, err))
+		}
 		log.Warn().Err(err).Msg("link dropped before the agent answered")
 	}
 	for {
@@ -160,7 +168,13 @@ func (s *Server) cancelOnAgent(nodeID, id string) {
 	if se == nil {
 		return
 	}
-	s.wg.Add(1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1) // under mu and before closed: never concurrent with Serve's final Wait
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		st, err := se.ys.OpenStream()
