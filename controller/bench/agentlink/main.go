@@ -178,7 +178,7 @@ func startController(addr string, cert tls.Certificate, p *certs.PKI, n int, enr
 	cfg := agentlink.Config{Addr: addr, Certificate: cert, ClientCAs: p.ClientCAs(), Fingerprint: p.Fingerprint(),
 		Nodes: nodes{n}, Revocations: noRevocations{}, Log: zerolog.Nop(), TicketKey: ticketKey, MaxHandshakes: maxHandshakes}
 	if enroll != nil {
-		h, err := certs.EnrollHandler(certs.EnrollConfig{Signer: enroll, Log: zerolog.Nop()})
+		h, err := certs.EnrollHandler(certs.EnrollConfig{Signer: enroll, TokenKey: p.Provisioner, Log: zerolog.Nop()})
 		if err != nil {
 			return nil, err
 		}
