@@ -17,6 +17,14 @@ func TestAgentSettings(t *testing.T) {
 		c.AgentTokenTTL != 2*time.Hour || c.AgentResumeTimeout != time.Minute {
 		t.Errorf("agent settings %+v", c)
 	}
+	c, err = Load([]string{"--agent-addr", ":6386", "--hostname", "ctl1"}, none, io.Discard)
+	if err != nil || c.AgentAdvertiseAddr != "ctl1:6386" {
+		t.Errorf("advertised address for a wildcard listener = %q, %v", c.AgentAdvertiseAddr, err)
+	}
+	c, err = Load([]string{"--agent-addr", "10.0.0.1:6386"}, none, io.Discard)
+	if err != nil || c.AgentAdvertiseAddr != "" {
+		t.Errorf("advertised address for a concrete listener = %q, %v (the listener's own is used)", c.AgentAdvertiseAddr, err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -68,7 +68,7 @@ type Config struct {
 	IPMIProbeInterval    time.Duration `yaml:"ipmi_probe_interval" help:"ipmi: first pause before probing a failing BMC (doubles up to 5m)"`
 
 	AgentAddr              string        `yaml:"agent_addr" help:"address of the agents' mutual-TLS tunnel and enrollment (empty: no agents)"`
-	AgentAdvertiseAddr     string        `yaml:"agent_advertise_addr" help:"address agents are told to dial (default agent_addr)"`
+	AgentAdvertiseAddr     string        `yaml:"agent_advertise_addr" help:"address agents are told to dial (default agent_addr, or HOSTNAME:port when it listens on all addresses)"`
 	PKIDir                 string        `yaml:"pki_dir" help:"PKI directory, created on first start (default DATA_DIR/pki)"`
 	AgentCertTTL           time.Duration `yaml:"agent_cert_ttl" help:"lifetime of agent client certificates (agents renew at 2/3)"`
 	AgentTokenTTL          time.Duration `yaml:"agent_token_ttl" help:"lifetime of one-time enrollment tokens"`
@@ -344,6 +344,14 @@ func (c *Config) validateAgents() []error {
 	var errs []error
 	if c.PKIDir == "" {
 		c.PKIDir = filepath.Join(c.DataDir, "pki")
+	}
+	if c.AgentAdvertiseAddr == "" && c.AgentAddr != "" {
+		// Agents cannot dial 0.0.0.0: advertise the host name then.
+		if h, port, err := net.SplitHostPort(c.AgentAddr); err == nil {
+			if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+				c.AgentAdvertiseAddr = net.JoinHostPort(c.Hostname, port)
+			}
+		}
 	}
 	for name, a := range map[string]string{"agent_addr": c.AgentAddr, "agent_advertise_addr": c.AgentAdvertiseAddr} {
 		if a == "" {
