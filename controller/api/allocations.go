@@ -222,12 +222,8 @@ func (s *server) getAllocation(c *call) error {
 	if err != nil {
 		return err
 	}
-	q, err := c.query("fields")
+	fields, err := c.fieldsParam(c.checkAllocationFields)
 	if err != nil {
-		return err
-	}
-	fields := q.list("fields")
-	if err := c.checkAllocationFields(fields); err != nil {
 		return err
 	}
 	a, err := c.findAllocation(id)
@@ -261,9 +257,6 @@ func (s *server) createAllocation(c *call) error {
 	body, err := c.readBody()
 	if err != nil {
 		return err
-	}
-	if body == nil {
-		body = map[string]any{}
 	}
 	if msg := allocationSchemaError(body); msg != "" {
 		return badRequest("Schema error for allocation: %s", msg)
@@ -434,12 +427,8 @@ func (c *call) nodeAllocation() (*node.Allocation, error) {
 
 // getNodeAllocation serves GET /v1/nodes/{node}/allocation.
 func (s *server) getNodeAllocation(c *call) error {
-	q, err := c.query("fields")
+	fields, err := c.fieldsParam(c.checkAllocationFields)
 	if err != nil {
-		return err
-	}
-	fields := q.list("fields")
-	if err := c.checkAllocationFields(fields); err != nil {
 		return err
 	}
 	a, err := c.nodeAllocation()

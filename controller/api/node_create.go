@@ -155,9 +155,6 @@ func (s *server) createNode(c *call) error {
 	if err != nil {
 		return err
 	}
-	if body == nil {
-		body = map[string]any{}
-	}
 	if err := validateNodeDoc2(body); err != nil {
 		return err
 	}

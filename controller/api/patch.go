@@ -41,9 +41,6 @@ func decodePatch(body any) ([]patchOp, error) {
 	fail := func(msg string) error { return badRequest("Schema error for patch: %s", msg) }
 	items, ok := body.([]any)
 	if !ok {
-		if body == nil {
-			body = map[string]any{} // an empty body is {} to Ironic
-		}
 		return nil, fail(fmt.Sprintf("%s is not of type 'array'", pyRepr(body)))
 	}
 	// best_match reports item-level errors before errors inside an item, first item first.

@@ -243,12 +243,8 @@ func (s *server) getPortgroup(c *call) error {
 	if err != nil {
 		return err
 	}
-	q, err := c.query("fields")
+	fields, err := c.fieldsParam(c.checkPortgroupFields)
 	if err != nil {
-		return err
-	}
-	fields := q.list("fields")
-	if err := c.checkPortgroupFields(fields); err != nil {
 		return err
 	}
 	pg, err := c.findPortgroup(id)
@@ -279,9 +275,6 @@ func (s *server) createPortgroup(c *call) error {
 	body, err := c.readBody()
 	if err != nil {
 		return err
-	}
-	if body == nil {
-		body = map[string]any{}
 	}
 	if err := validatePortgroupDoc(body, "portgroup"); err != nil {
 		return err

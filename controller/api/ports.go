@@ -441,9 +441,6 @@ func (s *server) createPort(c *call) error {
 	if err != nil {
 		return err
 	}
-	if body == nil {
-		body = map[string]any{}
-	}
 	if err := validatePortDoc(body, "port"); err != nil {
 		return err
 	}

@@ -266,10 +266,20 @@ func (c *call) fail(err error) {
 	c.w.Write(errorBody(status, msg, webob)) //nolint:errcheck // nothing to do if the client left
 }
 
-// readBody reads the request body: nil for an empty body, else one JSON value.
+// fieldsParam reads ?fields= and has check refuse names the resource does not have.
+func (c *call) fieldsParam(check func([]string) error) ([]string, error) {
+	q, err := c.query("fields")
+	if err != nil {
+		return nil, err
+	}
+	fields := q.list("fields")
+	return fields, check(fields)
+}
+
+// readBody reads the request body as one JSON value; an empty body is {}, as Ironic sees it.
 func (c *call) readBody() (any, error) {
 	if c.r.Body == nil {
-		return nil, nil
+		return map[string]any{}, nil
 	}
 	data, err := io.ReadAll(c.r.Body)
 	if err != nil {
@@ -281,7 +291,7 @@ func (c *call) readBody() (any, error) {
 		return nil, badRequest("Could not read the request body.")
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, nil
+		return map[string]any{}, nil // an empty body is {} to Ironic
 	}
 	v, err := decodeJSON(data)
 	if err != nil {

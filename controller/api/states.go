@@ -237,9 +237,6 @@ func (s *server) setRAID(c *call) error {
 	if err != nil {
 		return err
 	}
-	if body == nil {
-		body = map[string]any{}
-	}
 	cfg, ok := body.(map[string]any)
 	if !ok {
 		return badRequest("Expected types <class 'dict'> for target_raid_config: %s", pyRepr(body))

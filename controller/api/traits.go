@@ -43,9 +43,6 @@ func (s *server) setTraits(c *call) error {
 	if err != nil {
 		return err
 	}
-	if body == nil {
-		body = map[string]any{}
-	}
 	m, ok := body.(map[string]any)
 	if !ok {
 		return badRequest("Schema error for body: %s is not of type 'object'", pyRepr(body))

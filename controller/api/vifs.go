@@ -40,9 +40,6 @@ func (s *server) attachVIF(c *call) error {
 	if err != nil {
 		return err
 	}
-	if body == nil {
-		body = map[string]any{}
-	}
 	vif, ok := body.(map[string]any)
 	if !ok {
 		return badRequest("Schema error for vif: %s is not of type 'object'", pyRepr(body))
