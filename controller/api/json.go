@@ -98,32 +98,11 @@ func writeJSON(b *bytes.Buffer, v any) {
 		}
 		b.WriteByte('}')
 	case []any:
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeJSON(b, e)
-		}
-		b.WriteByte(']')
+		writeArray(b, v, writeJSON)
 	case []string:
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeJSONString(b, e)
-		}
-		b.WriteByte(']')
+		writeArray(b, v, writeJSONString)
 	case []obj:
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeJSON(b, e)
-		}
-		b.WriteByte(']')
+		writeArray(b, v, func(b *bytes.Buffer, o obj) { writeJSON(b, o) })
 	default:
 		// Anything else (typed maps and slices from the backend) goes through encoding/json
 		// and back into generic values.
@@ -158,6 +137,18 @@ func writeFloat(b *bytes.Buffer, f float64) {
 		return
 	}
 	b.Write(raw)
+}
+
+// writeArray writes a JSON array with Python's ", " separator.
+func writeArray[T any](b *bytes.Buffer, v []T, elem func(*bytes.Buffer, T)) {
+	b.WriteByte('[')
+	for i, e := range v {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		elem(b, e)
+	}
+	b.WriteByte(']')
 }
 
 // writeJSONString writes s as a JSON string with Python's ensure_ascii escaping. Runs of
