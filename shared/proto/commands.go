@@ -16,13 +16,19 @@ const (
 	CmdGetLogs = "get_logs"
 )
 
-// CommandFeature returns the feature a peer must announce for command name, or "".
-func CommandFeature(name string) string {
-	if name == CmdGetLogs {
-		return FeatureLogs
+// commandFeatures maps a command to the feature a peer must announce for it. Each capability
+// file (inspect.go, image.go, ...) adds its commands in an init function.
+var commandFeatures = map[string]string{CmdGetLogs: FeatureLogs}
+
+// registerCommands records that the named commands need feature f. Called from init only.
+func registerCommands(f string, names ...string) {
+	for _, n := range names {
+		commandFeatures[n] = f
 	}
-	return ""
 }
+
+// CommandFeature returns the feature a peer must announce for command name, or "".
+func CommandFeature(name string) string { return commandFeatures[name] }
 
 // Status is get_status's result.
 type Status struct {

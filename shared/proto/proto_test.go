@@ -66,8 +66,17 @@ func examples(v int) []example {
 			example{"get_logs.args", LogsArgs{MaxBytes: 65536}},
 			example{"get_logs.result", Logs{Text: "line 1\nline 2\n", Truncated: true}})
 	}
+	if v >= 3 {
+		for _, f := range v3Examples {
+			ex = append(ex, f()...)
+		}
+	}
 	return ex
 }
+
+// v3Examples holds the capability commands' examples (version 3 and later); each capability's
+// test file (inspect_test.go, image_test.go, ...) appends its own in an init function.
+var v3Examples []func() []example
 
 func encode(t *testing.T, m any) []byte {
 	t.Helper()

@@ -19,7 +19,10 @@ import "slices"
 //	               renew_request/renew_response; commands get_status and ping.
 //	2 (2026-11-22) get_logs (feature "logs"); hello.pending and resumption of commands after a
 //	               dropped link (feature "resume"); result.started_at/finished_at.
-const Version = 2
+//	3 (2026-11-22) the machine capabilities: inspect (feature "inspect"), write_image ("image"),
+//	               write_configdrive ("configdrive"), RAID ("raid"), BIOS ("bios"), disk
+//	               erasure ("clean"). Their arguments and results live in one file each.
+const Version = 3
 
 // MinVersion is the oldest version this build still speaks.
 const MinVersion = 1
@@ -33,12 +36,25 @@ const (
 	// FeatureResume: the agent lists its unfinished and undelivered commands in the hello, so
 	// a command survives a dropped link.
 	FeatureResume = "resume"
+	// FeatureInspect: the agent answers inspect with an Ironic-format inventory (inspect.go).
+	FeatureInspect = "inspect"
+	// FeatureImage: the agent writes images (image.go).
+	FeatureImage = "image"
+	// FeatureConfigDrive: the agent writes config drives (configdrive.go).
+	FeatureConfigDrive = "configdrive"
+	// FeatureRAID: the agent builds and deletes software RAID (raid.go).
+	FeatureRAID = "raid"
+	// FeatureBIOS: the agent reads and applies UEFI/BIOS settings (bios.go).
+	FeatureBIOS = "bios"
+	// FeatureClean: the agent erases disks (clean.go).
+	FeatureClean = "clean"
 )
 
 // featuresSince lists, per version, the features that version introduced.
 var featuresSince = map[int][]string{
 	1: {FeatureRenew},
 	2: {FeatureLogs, FeatureResume},
+	3: {FeatureInspect, FeatureImage, FeatureConfigDrive, FeatureRAID, FeatureBIOS, FeatureClean},
 }
 
 // Features returns every feature of protocol version v (those of v and older), sorted.

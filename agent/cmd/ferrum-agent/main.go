@@ -51,7 +51,16 @@ func main() {
 	}
 }
 
+// subcommands run one capability locally, for image builders and debugging; each lives in its
+// own file. Without a subcommand the agent dials its controller.
+var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			return sub(ctx, args[1:], os.Stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("ferrum-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cmdline := fs.String("cmdline", "/proc/cmdline", "file with the kernel command line")
