@@ -24,6 +24,10 @@ type Store interface {
 	// SaveNode writes every field of n except the reservation, only while owner holds the
 	// node's reservation (else ErrLockLost). Sets n.UpdatedAt.
 	SaveNode(ctx context.Context, n *node.Node, owner string) error
+	// SaveNodeWithEvent is SaveNode plus, in the same transaction, ev appended to the power
+	// event outbox as pending (ev.ID, Status and CreatedAt are set); the node's earlier
+	// pending events for the same instance become superseded.
+	SaveNodeWithEvent(ctx context.Context, n *node.Node, owner string, ev *node.PowerEvent) error
 	// DeleteNode removes a node reserved by owner with its ports and portgroups.
 	DeleteNode(ctx context.Context, uuid, owner string) error
 

@@ -171,6 +171,17 @@ func (s *Store) ListNodes(ctx context.Context, q node.NodeQuery) ([]*node.Node, 
 // reservation (expired or not, as long as nobody took it since); else node.ErrLockLost, or
 // NotFound when the node is gone. Sets n.UpdatedAt.
 func (s *Store) SaveNode(ctx context.Context, n *node.Node, owner string) error {
+	return s.saveNode(ctx, n, owner, nil)
+}
+
+// SaveNodeWithEvent is SaveNode plus, in the same transaction, ev appended to the power event
+// outbox as pending (ev.ID and ev.CreatedAt are set). The node's undelivered events for the
+// same instance are superseded: Nova needs only the latest state.
+func (s *Store) SaveNodeWithEvent(ctx context.Context, n *node.Node, owner string, ev *node.PowerEvent) error {
+	return s.saveNode(ctx, n, owner, ev)
+}
+
+func (s *Store) saveNode(ctx context.Context, n *node.Node, owner string, ev *node.PowerEvent) error {
 	n.UpdatedAt = time.Now()
 	normalizeNodeTimes(n)
 	vals, err := nodeValues(n)
@@ -178,40 +189,51 @@ func (s *Store) SaveNode(ctx context.Context, n *node.Node, owner string) error 
 		return err
 	}
 	return s.write(ctx, "save node", func(tx *sql.Tx) error {
-		// Write only the columns whose value changed: SQLite rewrites every index on a column
-		// named in SET, and those index pages are most of what a commit writes.
-		same := make([]bool, len(nodeColumns))
-		dest := make([]any, len(same))
-		for i := range same {
-			dest[i] = &same[i]
+		if err := s.saveNodeTx(ctx, tx, n, owner, vals); err != nil {
+			return err
 		}
-		err := tx.QueryRowContext(ctx, nodeSame+" WHERE uuid = ? AND reservation = ?", append(vals, n.UUID, owner)...).Scan(dest...)
-		if errors.Is(err, sql.ErrNoRows) {
-			return lockLost(ctx, tx, "save", n.UUID)
-		}
-		if err != nil {
-			return fmt.Errorf("sqlite: save node %s: %w", n.UUID, err)
-		}
-		var set []string
-		var args []any
-		for i, col := range nodeColumns {
-			if !same[i] {
-				set = append(set, col+" = ?")
-				args = append(args, vals[i])
-			}
-		}
-		if len(set) == 0 {
-			return nil
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE nodes SET "+strings.Join(set, ", ")+" WHERE uuid = ?", append(args, n.UUID)...)
-		if c := nodeConflict(err, n); c != nil {
-			return c
-		}
-		if err != nil {
-			return fmt.Errorf("sqlite: save node %s: %w", n.UUID, err)
+		if ev != nil {
+			return enqueuePowerEvent(ctx, tx, ev)
 		}
 		return nil
 	})
+}
+
+// saveNodeTx writes the changed columns of n (vals from nodeValues) while owner holds it.
+func (s *Store) saveNodeTx(ctx context.Context, tx *sql.Tx, n *node.Node, owner string, vals []any) error {
+	// Write only the columns whose value changed: SQLite rewrites every index on a column
+	// named in SET, and those index pages are most of what a commit writes.
+	same := make([]bool, len(nodeColumns))
+	dest := make([]any, len(same))
+	for i := range same {
+		dest[i] = &same[i]
+	}
+	err := tx.QueryRowContext(ctx, nodeSame+" WHERE uuid = ? AND reservation = ?", append(vals, n.UUID, owner)...).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return lockLost(ctx, tx, "save", n.UUID)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: save node %s: %w", n.UUID, err)
+	}
+	var set []string
+	var args []any
+	for i, col := range nodeColumns {
+		if !same[i] {
+			set = append(set, col+" = ?")
+			args = append(args, vals[i])
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE nodes SET "+strings.Join(set, ", ")+" WHERE uuid = ?", append(args, n.UUID)...)
+	if c := nodeConflict(err, n); c != nil {
+		return c
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: save node %s: %w", n.UUID, err)
+	}
+	return nil
 }
 
 // lockLost explains why a write conditioned on owner's reservation matched no row.

@@ -75,6 +75,9 @@ func Run(t *testing.T, newStore func(t *testing.T) conductor.Store) {
 		{"conductor/register-unregister-list", testConductors},
 		{"agentlink/merge-close-cascade", testAgentLinks},
 		{"agentlink/tokens-and-revocations", testTokensAndRevocations},
+		{"powerevent/enqueue-supersede-order", testPowerEventQueue},
+		{"powerevent/outcomes-stats-prune", testPowerEventOutcomes},
+		{"powerevent/save-needs-lock", testPowerEventNeedsLock},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
