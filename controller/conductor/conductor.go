@@ -29,6 +29,10 @@ type Config struct {
 	ConductorGroup string
 	HardwareTypes  []HardwareType
 	Notifier       Notifier // nil: power changes are not published
+	// PowerEvents records every power change of a node with an instance in the store's
+	// outbox (Store.SaveNodeWithEvent), in the transaction that saves the new state, for the
+	// Notifier to deliver (Nova's power-update). Off: nothing is recorded.
+	PowerEvents bool
 	Agents         Agents   // nil: no agent tunnels
 	Log            zerolog.Logger
 
@@ -375,6 +379,24 @@ func (c *Conductor) save(ctx context.Context, n *node.Node) error {
 	if err := c.store.SaveNode(ctx, n, c.host); err != nil {
 		return fmt.Errorf("save node %s: %w", n.UUID, err)
 	}
+	return nil
+}
+
+// savePowerChange saves a locked node whose power state became state and publishes the
+// change: Ironic sends Nova power on and power off, and only for nodes with an instance. The
+// outbox row is written with the node, so a crash never loses it.
+func (c *Conductor) savePowerChange(ctx context.Context, n *node.Node, state string) error {
+	if !c.cfg.PowerEvents || n.InstanceUUID == "" || (state != node.PowerOn && state != node.PowerOff) {
+		if err := c.save(ctx, n); err != nil {
+			return err
+		}
+	} else {
+		ev := &node.PowerEvent{NodeUUID: n.UUID, InstanceUUID: n.InstanceUUID, PowerState: state}
+		if err := c.store.SaveNodeWithEvent(ctx, n, c.host, ev); err != nil {
+			return fmt.Errorf("save node %s: %w", n.UUID, err)
+		}
+	}
+	c.cfg.Notifier.PowerChanged(ctx, n, state)
 	return nil
 }
 

@@ -157,9 +157,10 @@ type HardwareType interface {
 	Driver(n *node.Node) (*Driver, error)
 }
 
-// Notifier hears of every observed or commanded power change of a node (Nova next): power
-// actions, and what the power sync and the power failure recovery record. It is called from
-// workers and sync passes, so it must return quickly (queue the delivery).
+// Notifier hears of every observed or commanded power change of a node: power actions, and
+// what the power sync and the power failure recovery record. It is called after the change
+// (and, with Config.PowerEvents, its outbox row) was committed, from workers and sync passes,
+// so it must return quickly: controller/nova only wakes its delivery loop.
 type Notifier interface {
 	PowerChanged(ctx context.Context, n *node.Node, state string)
 }

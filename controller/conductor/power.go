@@ -57,7 +57,7 @@ func (c *Conductor) SetPowerState(ctx context.Context, ident, target string, tim
 
 // powerAction performs a power action on a locked node and records the outcome (Ironic's
 // node_power_action): power_state on success, last_error on failure, target cleared either way.
-// The notifier hears of every successful action.
+// Every successful action is published (savePowerChange).
 func (c *Conductor) powerAction(ctx context.Context, n *node.Node, d *Driver, target string, timeout time.Duration) error {
 	final := powerTargets[target]
 	n.TargetPowerState = final
@@ -71,10 +71,9 @@ func (c *Conductor) powerAction(ctx context.Context, n *node.Node, d *Driver, ta
 		return err
 	}
 	n.PowerState = final
-	if err := c.save(ctx, n); err != nil {
+	if err := c.savePowerChange(ctx, n, final); err != nil {
 		return err
 	}
 	c.log.Info().Str("node_id", n.UUID).Str("power_state", final).Str("action", target).Msg("power state changed")
-	c.cfg.Notifier.PowerChanged(ctx, n, final)
 	return nil
 }

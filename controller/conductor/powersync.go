@@ -317,11 +317,7 @@ func (c *Conductor) syncNode(ctx context.Context, n *node.Node, cnt *syncCounter
 			clearSyncError(n)
 			cnt.recorded.Add(1)
 			c.setSyncFailures(n.UUID, 0)
-			if err := c.save(ctx, n); err != nil {
-				return err
-			}
-			c.cfg.Notifier.PowerChanged(ctx, n, state)
-			return nil
+			return c.savePowerChange(ctx, n, state)
 		}
 		c.setSyncFailures(n.UUID, count)
 		if count > max {
@@ -344,11 +340,7 @@ func (c *Conductor) syncNode(ctx context.Context, n *node.Node, cnt *syncCounter
 		n.PowerState = state
 		clearSyncError(n)
 		cnt.recorded.Add(1)
-		if err := c.save(ctx, n); err != nil {
-			return err
-		}
-		c.cfg.Notifier.PowerChanged(ctx, n, state)
-		return nil
+		return c.savePowerChange(ctx, n, state)
 	})
 }
 
@@ -387,15 +379,16 @@ func (c *Conductor) maxRetriesExceeded(ctx context.Context, n *node.Node, actual
 	n.PowerState = actual
 	n.Maintenance, n.MaintenanceReason, n.Fault = true, msg, node.FaultPowerFailure
 	n.LastError = msg
-	if err := c.save(ctx, n); err != nil {
+	save := c.save
+	if actual != old && actual != "" {
+		save = func(ctx context.Context, n *node.Node) error { return c.savePowerChange(ctx, n, actual) }
+	}
+	if err := save(ctx, n); err != nil {
 		c.log.Error().Str("node_id", n.UUID).Err(err).Msg("power sync could not put the node into maintenance")
 		return
 	}
 	c.setSyncFailures(n.UUID, 0)
 	c.log.Error().Str("node_id", n.UUID).Str("reason", msg).Msg("power sync put the node into maintenance")
-	if actual != old && actual != "" {
-		c.cfg.Notifier.PowerChanged(ctx, n, actual)
-	}
 }
 
 // pyNone prints an unknown state as Python's None, like Ironic's messages.
@@ -458,14 +451,15 @@ func (c *Conductor) RecoverPowerFailures(ctx context.Context) {
 			n.PowerState = state
 			n.Maintenance, n.MaintenanceReason, n.Fault = false, "", ""
 			clearSyncError(n)
-			if err := c.save(ctx, n); err != nil {
+			save := c.save
+			if old != state {
+				save = func(ctx context.Context, n *node.Node) error { return c.savePowerChange(ctx, n, state) }
+			}
+			if err := save(ctx, n); err != nil {
 				return err
 			}
 			c.setSyncFailures(n.UUID, 0)
 			c.log.Info().Str("node_id", n.UUID).Str("power_state", state).Msg("node recovered from power failure")
-			if old != state {
-				c.cfg.Notifier.PowerChanged(ctx, n, state)
-			}
 			return nil
 		})
 		if werr != nil && ctx.Err() == nil {
