@@ -29,12 +29,13 @@ type Config struct {
 	ConductorGroup string
 	HardwareTypes  []HardwareType
 	Notifier       Notifier // nil: power changes are not published
+	Agents         Agents   // nil: no agent tunnels
+	Log            zerolog.Logger
+
 	// PowerEvents records every power change of a node with an instance in the store's
 	// outbox (Store.SaveNodeWithEvent), in the transaction that saves the new state, for the
 	// Notifier to deliver (Nova's power-update). Off: nothing is recorded.
 	PowerEvents bool
-	Agents         Agents   // nil: no agent tunnels
-	Log            zerolog.Logger
 
 	Workers           int           // [100] concurrent async tasks
 	LockTimeout       time.Duration // [60s] a reservation's lifetime; renewed every third of it
