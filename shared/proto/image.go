@@ -54,7 +54,17 @@ type WriteImageArgs struct {
 	RootDeviceHints map[string]any `json:"root_device,omitempty"`
 	// Target is an explicit device or file path (tests, image builders).
 	Target string `json:"target,omitempty"`
+	// Compression wraps the image file: none, gzip or zstd; empty means none unless the URL's
+	// path ends in .gz or .zst. The checksum is of the file as served (compressed).
+	Compression string `json:"compression,omitempty"`
 }
+
+// Compression wrappers of an image file.
+const (
+	CompressionNone = "none"
+	CompressionGzip = "gzip"
+	CompressionZstd = "zstd"
+)
 
 // Validate checks the arguments without touching the network or the disk.
 func (a *WriteImageArgs) Validate() error {
@@ -86,6 +96,11 @@ func (a *WriteImageArgs) Validate() error {
 	}
 	if _, err := CheckHash(a.OSHashAlgo, a.OSHashValue); err != nil {
 		return fmt.Errorf("write_image: %w", err)
+	}
+	switch a.Compression {
+	case "", CompressionNone, CompressionGzip, CompressionZstd:
+	default:
+		return fmt.Errorf("write_image: compression %q, want none, gzip or zstd", a.Compression)
 	}
 	if a.ImageSize < 0 {
 		return fmt.Errorf("write_image: negative image_size")
