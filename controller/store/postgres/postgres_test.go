@@ -1,0 +1,75 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/ferrumhq/ferrum/controller/conductor"
+	"github.com/ferrumhq/ferrum/controller/store/storetest"
+)
+
+var _ conductor.Store = (*Store)(nil)
+
+var dbSeq atomic.Int64
+
+// newDatabase creates an empty database for one test on the server in FERRUM_PG_DSN and
+// returns its DSN; it is dropped when the test ends. Without FERRUM_PG_DSN the test skips.
+func newDatabase(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("FERRUM_PG_DSN")
+	if dsn == "" {
+		t.Skip("set FERRUM_PG_DSN to a PostgreSQL server's URL to run (make test starts one with controller/store/postgres/test-setup.sh)")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect to FERRUM_PG_DSN: %v", err)
+	}
+	defer admin.Close(ctx)
+	name := fmt.Sprintf("ferrum_test_%d_%d", os.Getpid(), dbSeq.Add(1))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("FERRUM_PG_DSN must be a postgres:// URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// open opens a store on a new database, closed when the test ends.
+func open(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{DSN: newDatabase(t), Log: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) conductor.Store { return open(t) })
+}

@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrumhq/ferrum/controller/node"
+)
+
+// where collects AND-ed conditions and their arguments; conditions use ? placeholders.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+// eq adds "col = v" unless v is empty (no filter).
+func (w *where) eq(col, v string) {
+	if v != "" {
+		w.add(col+" = ?", v)
+	}
+}
+
+// flag adds "col = v" when v is set.
+func (w *where) flag(col string, v *bool) {
+	if v != nil {
+		w.add(col+" = ?", *v)
+	}
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// listSpec describes how one table is listed: which sort keys it accepts and which of their
+// columns may hold NULL.
+type listSpec struct {
+	table string
+	kind  string          // for "<kind> <marker> could not be found."
+	keys  map[string]bool // sort key (= column) → nullable
+}
+
+// page validates p, adds the keyset condition for p.Marker to w and returns the ORDER BY and
+// LIMIT clauses.
+//
+// Rows are ordered by (sort column, id), both in the requested direction, NULL first
+// ascending and last descending (SQLite's rule, spelled out since PostgreSQL's is the
+// opposite). The marker's own (value, id) is read once and the next page starts strictly
+// after it, so a page boundary inside a run of equal values neither repeats nor skips rows.
+func (s *Store) page(ctx context.Context, spec listSpec, p node.Page, w *where) (string, error) {
+	key := p.SortKey
+	if key == "" {
+		key = "id"
+	}
+	nullable, ok := spec.keys[key]
+	if !ok {
+		return "", node.Errorf(node.ErrInvalid, "The sort_key value \"%s\" is an invalid field for sorting", key)
+	}
+	dir := p.SortDir
+	switch dir {
+	case "":
+		dir = "asc"
+	case "asc", "desc":
+	default:
+		return "", node.Errorf(node.ErrInvalid, "Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", dir)
+	}
+	if p.Limit < 0 {
+		return "", node.Errorf(node.ErrInvalid, "Limit must be positive")
+	}
+
+	if p.Marker != "" {
+		if !isUUID(p.Marker) {
+			return "", node.Errorf(node.ErrInvalid, "Expected UUID for marker: %s", p.Marker)
+		}
+		var v any
+		var id int64
+		err := s.db.QueryRow(ctx, "SELECT "+key+", id FROM "+spec.table+" WHERE uuid = $1", p.Marker).Scan(&v, &id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", node.NotFound(spec.kind, p.Marker)
+		}
+		if err != nil {
+			return "", fmt.Errorf("postgres: list %s: marker: %w", spec.table, err)
+		}
+		switch {
+		case key == "id" && dir == "asc":
+			w.add("id > ?", id)
+		case key == "id":
+			w.add("id < ?", id)
+		case dir == "asc" && v == nil:
+			w.add("("+key+" IS NULL AND id > ? OR "+key+" IS NOT NULL)", id)
+		case dir == "asc":
+			w.add("("+key+", id) > (?, ?)", v, id)
+		case v == nil:
+			w.add(key+" IS NULL AND id < ?", id)
+		case nullable:
+			w.add("(("+key+", id) < (?, ?) OR "+key+" IS NULL)", v, id)
+		default:
+			w.add("("+key+", id) < (?, ?)", v, id)
+		}
+	}
+
+	clause := " ORDER BY " + key + " " + dir
+	if nullable {
+		if dir == "asc" {
+			clause += " NULLS FIRST"
+		} else {
+			clause += " NULLS LAST"
+		}
+	}
+	if key != "id" {
+		clause += ", id " + dir
+	}
+	if p.Limit > 0 {
+		clause += fmt.Sprintf(" LIMIT %d", p.Limit)
+	}
+	return clause, nil
+}
+
+// sortKeys maps each key to whether its column may be NULL (see migrations).
+func sortKeys(keys []string, nullable ...string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = slices.Contains(nullable, k)
+	}
+	return m
+}
+
+// list runs a paged select and decodes its rows.
+func list[T any](ctx context.Context, s *Store, spec listSpec, p node.Page, w *where, sel string, scan func(pgx.Row) (T, error)) ([]T, error) {
+	order, err := s.page(ctx, spec, p, w)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Query(ctx, rebind(sel+w.String()+order), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list %s: %w", spec.table, err)
+	}
+	defer rows.Close()
+	out := make([]T, 0, max(p.Limit, 0))
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: list %s: %w", spec.table, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list %s: %w", spec.table, err)
+	}
+	return out, nil
+}
