@@ -1,0 +1,113 @@
+package image
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrumhq/ferrum/shared/proto"
+)
+
+// zeroUnit is the granularity at which raw images skip all-zero data: such ranges are zeroed
+// on the target (cheap on devices that offload it, a hole in a file) instead of written.
+const zeroUnit = 1 << 20
+
+// writeRaw writes the stream as is, skipping all-zero units. length is the download's size
+// when known, which for an uncompressed file is the disk's.
+func writeRaw(ctx context.Context, src *source, t *target, length int64, plain bool, rep *reporter) (int64, error) {
+	if plain && length >= 0 {
+		if err := t.setSize(length); err != nil {
+			return 0, err
+		}
+	}
+	var end int64
+	for {
+		c, ok := src.next(ctx)
+		if !ok {
+			break
+		}
+		p := c.buf[:c.n]
+		// Runs of data units are written with one call, straight from the chunk.
+		runStart := -1
+		for i := 0; i < len(p); i += zeroUnit {
+			u := p[i:min(i+zeroUnit, len(p))]
+			if allZero(u) {
+				if runStart >= 0 {
+					if err := t.WriteAt(p[runStart:i], c.off+int64(runStart)); err != nil {
+						src.put(c)
+						return end, err
+					}
+					runStart = -1
+				}
+				if err := t.Zero(c.off+int64(i), int64(len(u))); err != nil {
+					src.put(c)
+					return end, err
+				}
+				continue
+			}
+			if runStart < 0 {
+				runStart = i
+			}
+		}
+		if runStart >= 0 {
+			if err := t.WriteAt(p[runStart:], c.off+int64(runStart)); err != nil {
+				src.put(c)
+				return end, err
+			}
+		}
+		end = c.off + int64(c.n)
+		src.put(c)
+		rep.tick()
+	}
+	if ctx.Err() != nil {
+		return end, ctx.Err()
+	}
+	if !t.block && (!plain || length < 0) {
+		if err := t.setSize(end); err != nil {
+			return end, err
+		}
+	}
+	return end, nil
+}
+
+// reporter sends progress at most once per interval.
+type reporter struct {
+	every    time.Duration
+	total    int64
+	read     *atomic.Int64
+	send     func(proto.WriteImageProgress)
+	start    time.Time
+	last     time.Time
+	lastSeen int64
+}
+
+func newReporter(every time.Duration, total int64, read *atomic.Int64, send func(proto.WriteImageProgress)) *reporter {
+	now := time.Now()
+	return &reporter{every: every, total: total, read: read, send: send, start: now, last: now}
+}
+
+func (r *reporter) tick() {
+	if now := time.Now(); now.Sub(r.last) >= r.every {
+		r.report(now, false)
+	}
+}
+
+func (r *reporter) final() { r.report(time.Now(), true) }
+
+func (r *reporter) report(now time.Time, final bool) {
+	n := r.read.Load()
+	p := proto.WriteImageProgress{Bytes: n, Total: max(r.total, 0)}
+	if dt := now.Sub(r.last).Seconds(); dt > 0 && !final {
+		p.BytesPerSec = int64(float64(n-r.lastSeen) / dt)
+	} else if dt := now.Sub(r.start).Seconds(); dt > 0 {
+		p.BytesPerSec = int64(float64(n) / dt)
+	}
+	if r.total > 0 {
+		p.Percent = min(100, float64(n)*100/float64(r.total))
+	}
+	if final {
+		p.Percent = 100
+	}
+	r.last, r.lastSeen = now, n
+	r.send(p)
+}
