@@ -112,9 +112,9 @@ type qstream struct {
 	spanOff       uint64
 	rangeRequests int
 
-	out  []byte
-	fl   io.ReadCloser
-	zd   *zstd.Decoder
+	out []byte
+	fl  io.ReadCloser
+	zd  *zstd.Decoder
 }
 
 func newQStream(t *target, c *http.Client, d *download, log zerolog.Logger) *qstream {

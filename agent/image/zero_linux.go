@@ -10,9 +10,9 @@ import (
 const oDirect = syscall.O_DIRECT
 
 const (
-	blkZeroOut          = 0x127f // BLKZEROOUT
-	fallocPunchHole     = 0x02   // FALLOC_FL_PUNCH_HOLE
-	fallocKeepSize      = 0x01   // FALLOC_FL_KEEP_SIZE
+	blkZeroOut      = 0x127f // BLKZEROOUT
+	fallocPunchHole = 0x02   // FALLOC_FL_PUNCH_HOLE
+	fallocKeepSize  = 0x01   // FALLOC_FL_KEEP_SIZE
 )
 
 // zeroRange zeroes [off, off+n) without writing the zeros: BLKZEROOUT on a block device (the
