@@ -51,6 +51,10 @@ type Config struct {
 	HeartbeatInterval      time.Duration // [10s] conductor row refresh
 	ShutdownTimeout        time.Duration // [30s] Close waits this long for tasks, then cancels them
 
+	// HeartbeatTimeout [60s; more than HeartbeatInterval]: a conductor whose row is older is
+	// dead, and the others take its nodes over (see cluster.go).
+	HeartbeatTimeout time.Duration
+
 	// Power sync (Ironic's _sync_power_states): every PowerSyncInterval [60s; negative: off]
 	// the reads of one pass are spread over half the interval, PowerSyncWorkers [64] at a time,
 	// nodes whose last sync failed in a slow lane of PowerSyncSlowWorkers [64] (they mostly wait
@@ -122,6 +126,10 @@ func (c *Config) validate() error {
 	def(&c.ServiceCallbackTimeout, 30*time.Minute)
 	def(&c.HeartbeatInterval, 10*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.HeartbeatTimeout, max(60*time.Second, 3*c.HeartbeatInterval))
+	if c.HeartbeatTimeout <= c.HeartbeatInterval {
+		return fmt.Errorf("conductor: config: HeartbeatTimeout %s must be longer than HeartbeatInterval %s", c.HeartbeatTimeout, c.HeartbeatInterval)
+	}
 	if c.PowerSyncInterval == 0 {
 		c.PowerSyncInterval = 60 * time.Second
 	}
@@ -177,6 +185,8 @@ type Conductor struct {
 
 	stats struct{ started, failed, rejected atomic.Int64 }
 
+	members atomic.Pointer[members] // the live conductors and hash rings, from the last heartbeat
+
 	syncMu      sync.Mutex // one power sync pass at a time
 	syncCountMu sync.Mutex
 	syncCount   map[string]int // consecutive failed syncs per node UUID (Ironic keeps it in memory too)
@@ -219,12 +229,16 @@ func (c *Conductor) Start(ctx context.Context) error {
 	if err := c.register(ctx); err != nil {
 		return fmt.Errorf("conductor: register: %w", err)
 	}
+	m, dead, err := c.refreshMembership(ctx)
+	if err != nil {
+		return fmt.Errorf("conductor: %w", err)
+	}
+	if len(m.hosts) > 1 || len(dead) > 0 {
+		c.log.Info().Strs("alive", m.hosts).Strs("dead", dead).Msg("joined the conductors; nodes rebalanced")
+		c.takeOver(ctx, dead)
+	}
 	c.every(c.cfg.LockTimeout/3, c.renewLocks)
-	c.every(c.cfg.HeartbeatInterval, func(ctx context.Context) {
-		if err := c.register(ctx); err != nil {
-			c.log.Warn().Err(err).Msg("conductor heartbeat failed")
-		}
-	})
+	c.every(c.cfg.HeartbeatInterval, c.heartbeat)
 	c.every(c.cfg.CheckInterval, c.checkWaitTimeouts)
 	if c.cfg.PowerSyncInterval > 0 {
 		c.every(c.cfg.PowerSyncInterval, func(ctx context.Context) {

@@ -101,8 +101,9 @@ func (c *Conductor) checkServed(ctx context.Context, n *node.Node) error {
 	if err != nil {
 		return err
 	}
+	now := c.cfg.Now()
 	for _, cd := range conds {
-		if cd.Online && strings.EqualFold(cd.ConductorGroup, n.ConductorGroup) && slices.Contains(cd.Drivers, n.Driver) {
+		if c.alive(cd, now) && strings.EqualFold(cd.ConductorGroup, n.ConductorGroup) && slices.Contains(cd.Drivers, n.Driver) {
 			return nil
 		}
 	}
@@ -310,10 +311,11 @@ func (c *Conductor) Drivers(ctx context.Context) ([]DriverInfo, error) {
 		return nil, err
 	}
 	out := make([]DriverInfo, 0, len(c.hw))
+	now := c.cfg.Now()
 	for _, h := range c.cfg.HardwareTypes {
 		var hosts []string
 		for _, cd := range conds {
-			if cd.Online && slices.Contains(cd.Drivers, h.Name()) {
+			if c.alive(cd, now) && slices.Contains(cd.Drivers, h.Name()) {
 				hosts = append(hosts, cd.Hostname)
 			}
 		}
@@ -325,14 +327,25 @@ func (c *Conductor) Drivers(ctx context.Context) ([]DriverInfo, error) {
 	return out, nil
 }
 
-// ListConductors lists registered conductors.
+// ListConductors lists registered conductors; Online ("alive") is false for those whose
+// heartbeat is older than HeartbeatTimeout.
 func (c *Conductor) ListConductors(ctx context.Context) ([]*node.Conductor, error) {
-	return c.store.ListConductors(ctx)
+	conds, err := c.store.ListConductors(ctx)
+	now := c.cfg.Now()
+	for _, cd := range conds {
+		cd.Online = c.alive(cd, now)
+	}
+	return conds, err
 }
 
-// GetConductor shows one conductor.
+// GetConductor shows one conductor, alive as in ListConductors.
 func (c *Conductor) GetConductor(ctx context.Context, hostname string) (*node.Conductor, error) {
-	return c.store.GetConductor(ctx, hostname)
+	cd, err := c.store.GetConductor(ctx, hostname)
+	if err != nil {
+		return nil, err
+	}
+	cd.Online = c.alive(cd, c.cfg.Now())
+	return cd, nil
 }
 
 // DriverProperties lists the driver_info keys a hardware type reads, with their descriptions

@@ -228,7 +228,7 @@ func (c *Conductor) syncEligible(n *node.Node) bool {
 	if _, ok := c.hw[n.Driver]; !ok {
 		return false
 	}
-	return strings.EqualFold(n.ConductorGroup, c.cfg.ConductorGroup)
+	return strings.EqualFold(n.ConductorGroup, c.cfg.ConductorGroup) && c.owns(n)
 }
 
 func (c *Conductor) syncFailures(uuid string) int {
@@ -412,7 +412,7 @@ func (c *Conductor) RecoverPowerFailures(ctx context.Context) {
 		if n.Reservation != "" && n.ReservationExpires.After(c.cfg.Now()) {
 			return nil
 		}
-		if _, ok := c.hw[n.Driver]; ok && strings.EqualFold(n.ConductorGroup, c.cfg.ConductorGroup) {
+		if _, ok := c.hw[n.Driver]; ok && strings.EqualFold(n.ConductorGroup, c.cfg.ConductorGroup) && c.owns(n) {
 			nodes = append(nodes, n)
 		}
 		return nil

@@ -44,6 +44,13 @@ func (c *Conductor) recover(ctx context.Context) error {
 	if released > 0 {
 		c.log.Warn().Int("count", released).Msg("released node reservations left by a previous run")
 	}
+	return c.recoverOrphans(ctx, false)
+}
+
+// recoverOrphans fails the nodes left in a transient state without a live reservation (no
+// worker drives them any more) and clears their pending power targets; with ownedOnly, only
+// among the nodes this conductor owns (a take-over), else among all (start-up).
+func (c *Conductor) recoverOrphans(ctx context.Context, ownedOnly bool) error {
 	now := c.cfg.Now()
 	return c.forEachNode(ctx, node.NodeQuery{}, func(n *node.Node) error {
 		stuck := slices.Contains(node.StuckAsFail, n.ProvisionState)
@@ -53,14 +60,20 @@ func (c *Conductor) recover(ctx context.Context) error {
 		if n.Reservation != "" && n.ReservationExpires.After(now) {
 			return nil // another live conductor is working on it
 		}
+		if ownedOnly && !c.owns(n) {
+			return nil
+		}
 		return c.withLock(ctx, n.UUID, func(n *node.Node) error {
 			if n.TargetPowerState != "" {
 				n.TargetPowerState = ""
 				n.LastError = "Pending power operation was aborted due to conductor restart"
+				if ownedOnly {
+					n.LastError = "Pending power operation was aborted due to conductor take over"
+				}
 			}
 			if slices.Contains(node.StuckAsFail, n.ProvisionState) {
 				msg := fmt.Sprintf("The %s state can't be resumed by conductor %s. Moving to fail state.", n.ProvisionState, c.host)
-				c.log.Warn().Str("node_id", n.UUID).Str("state", string(n.ProvisionState)).Msg("failing node left in a transient state")
+				c.log.Warn().Str("node_id", n.UUID).Str("state", string(n.ProvisionState)).Bool("take_over", ownedOnly).Msg("failing node left in a transient state")
 				return c.advance(ctx, n, node.EvFail, "", msg)
 			}
 			return c.save(ctx, n)
@@ -107,7 +120,7 @@ func (c *Conductor) checkWaitTimeouts(ctx context.Context) {
 	off := false
 	for _, s := range node.WaitStates {
 		err := c.forEachNode(ctx, node.NodeQuery{ProvisionState: s, Maintenance: &off}, func(n *node.Node) error {
-			if d, _ := c.waitTimeout(s, n); c.cfg.Now().Sub(n.ProvisionUpdatedAt) < d {
+			if d, _ := c.waitTimeout(s, n); c.cfg.Now().Sub(n.ProvisionUpdatedAt) < d || !c.owns(n) {
 				return nil
 			}
 			return c.withLock(ctx, n.UUID, func(n *node.Node) error {

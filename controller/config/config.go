@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -24,7 +25,7 @@ import (
 type Config struct {
 	APIAddr        string `yaml:"api_addr" help:"address the Ironic-compatible API listens on"`
 	DataDir        string `yaml:"data_dir" help:"directory for the SQLite database and other state"`
-	Database       string `yaml:"database" help:"database: a SQLite file path (default DATA_DIR/ferrum.db)"`
+	Database       string `yaml:"database" help:"database: a SQLite file path (default DATA_DIR/ferrum.db), or a postgres:// URL shared by several controllers"`
 	Hostname       string `yaml:"hostname" help:"this conductor's name (default: the host name)"`
 	ConductorGroup string `yaml:"conductor_group" help:"conductor group served by this controller"`
 
@@ -47,6 +48,8 @@ type Config struct {
 	InspectWaitTimeout     time.Duration `yaml:"inspect_wait_timeout" help:"inspect wait timeout"`
 	RescueCallbackTimeout  time.Duration `yaml:"rescue_callback_timeout" help:"rescue wait timeout"`
 	ShutdownTimeout        time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for running tasks"`
+	HeartbeatInterval      time.Duration `yaml:"heartbeat_interval" help:"how often this conductor refreshes its row in the conductors table"`
+	HeartbeatTimeout       time.Duration `yaml:"heartbeat_timeout" help:"a conductor whose row is older than this is dead: its nodes are taken over"`
 	DefaultResourceClass   string        `yaml:"default_resource_class" help:"resource class of nodes created without one"`
 	AutomatedClean         bool          `yaml:"automated_clean" help:"clean nodes on provide and undeploy"`
 	AllowDeletingAvailable bool          `yaml:"allow_deleting_available" help:"allow deleting available nodes"`
@@ -106,6 +109,8 @@ func Defaults() Config {
 		InspectWaitTimeout:    30 * time.Minute,
 		RescueCallbackTimeout: 30 * time.Minute,
 		ShutdownTimeout:       30 * time.Second,
+		HeartbeatInterval:     10 * time.Second,
+		HeartbeatTimeout:      60 * time.Second,
 		AutomatedClean:        true,
 
 		PowerSyncInterval:            60 * time.Second,
@@ -326,11 +331,18 @@ func (c *Config) validate() error {
 		"check_interval": c.CheckInterval, "deploy_callback_timeout": c.DeployCallbackTimeout,
 		"clean_callback_timeout": c.CleanCallbackTimeout, "inspect_wait_timeout": c.InspectWaitTimeout,
 		"rescue_callback_timeout": c.RescueCallbackTimeout, "shutdown_timeout": c.ShutdownTimeout,
+		"heartbeat_interval": c.HeartbeatInterval, "heartbeat_timeout": c.HeartbeatTimeout,
 		"power_state_change_timeout": c.PowerStateChangeTimeout, "soft_power_off_timeout": c.SoftPowerOffTimeout,
 		"ipmi_timeout": c.IPMITimeout, "ipmi_call_timeout": c.IPMICallTimeout, "ipmi_probe_interval": c.IPMIProbeInterval} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
 		}
+	}
+	if c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("heartbeat_timeout %s: must be longer than heartbeat_interval %s", c.HeartbeatTimeout, c.HeartbeatInterval))
+	}
+	if strings.Contains(c.Database, "://") && c.PostgresDSN() == "" {
+		errs = append(errs, errors.New("database: a URL must be postgres://… or postgresql://…; a SQLite database is a file path"))
 	}
 	errs = append(errs, c.validateAgents()...)
 	if err := errors.Join(errs...); err != nil {
@@ -379,4 +391,25 @@ func (c *Config) validateAgents() []error {
 		}
 	}
 	return errs
+}
+
+// PostgresDSN is Database when it names a PostgreSQL database (a postgres:// or
+// postgresql:// URL), else "" (a SQLite file).
+func (c *Config) PostgresDSN() string {
+	if strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://") {
+		return c.Database
+	}
+	return ""
+}
+
+// DatabaseForLog is Database with a URL's password masked.
+func (c *Config) DatabaseForLog() string {
+	if c.PostgresDSN() == "" {
+		return c.Database
+	}
+	u, err := url.Parse(c.Database)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/ferrumhq/ferrum/controller/agentlink"
 	"github.com/ferrumhq/ferrum/controller/conductor"
 	"github.com/ferrumhq/ferrum/controller/config"
-	"github.com/ferrumhq/ferrum/controller/store/sqlite"
 	"github.com/ferrumhq/ferrum/shared/mtls"
 )
 
@@ -40,7 +39,7 @@ type agentSide struct {
 
 // newAgentSide initialises the PKI in its directory when there is none (also when agents are
 // off), and, with agent_addr set, starts the authority and opens the agent listener.
-func newAgentSide(cfg *config.Config, st *sqlite.Store, log zerolog.Logger) (*agentSide, error) {
+func newAgentSide(cfg *config.Config, st store, log zerolog.Logger) (*agentSide, error) {
 	a := &agentSide{log: log}
 	var pki *certs.PKI
 	if cfg.CAURL == "" {

@@ -29,7 +29,6 @@ import (
 	"github.com/ferrumhq/ferrum/controller/httpauth"
 	"github.com/ferrumhq/ferrum/controller/metrics"
 	"github.com/ferrumhq/ferrum/controller/power/ipmi"
-	"github.com/ferrumhq/ferrum/controller/store/sqlite"
 )
 
 func main() {
@@ -60,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.Database, Log: log})
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -95,7 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		LockRetryInterval: cfg.LockRetryInterval, CheckInterval: cfg.CheckInterval,
 		DeployCallbackTimeout: cfg.DeployCallbackTimeout, CleanCallbackTimeout: cfg.CleanCallbackTimeout,
 		InspectWaitTimeout: cfg.InspectWaitTimeout, RescueCallbackTimeout: cfg.RescueCallbackTimeout,
-		ShutdownTimeout: cfg.ShutdownTimeout, DisableAutomatedClean: !cfg.AutomatedClean,
+		ShutdownTimeout: cfg.ShutdownTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, DisableAutomatedClean: !cfg.AutomatedClean,
 		AllowDeletingAvailable: cfg.AllowDeletingAvailable, DefaultResourceClass: cfg.DefaultResourceClass,
 		PowerSyncInterval: orOff(cfg.PowerSyncInterval), PowerSyncWorkers: cfg.PowerSyncWorkers,
 		PowerSyncSlowWorkers: cfg.PowerSyncSlowWorkers, PowerSyncMaxRetries: orNone(cfg.PowerStateSyncMaxRetries),
@@ -139,7 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		scheme = "https"
 	}
 	log.Info().Str("url", scheme+"://"+ln.Addr().String()).Str("auth", cfg.Auth).
-		Str("database", cfg.Database).Str("hostname", cfg.Hostname).Msg("ferrum-controller serving the API")
+		Str("database", cfg.DatabaseForLog()).Str("hostname", cfg.Hostname).Msg("ferrum-controller serving the API")
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
