@@ -18,12 +18,13 @@ run: build
 
 # Everything CI runs: the package installs, vet, the whole suite with the race detector, and the
 # slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests;
-# FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool).
+# FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool; FERRUM_LOOPDEV: loop devices and md, as root).
 test: test-setup vet
-	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-setup:
 	bash controller/cmd/ferrum-controller/test-setup.sh
+	bash agent/clean/test-setup.sh
 
 # Quick loop while developing: no installs, no slow tests.
 unit:
