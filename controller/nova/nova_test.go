@@ -431,4 +431,3 @@ func collector(t *testing.T, reg *prometheus.Registry, name, label string) prome
 	t.Fatalf("metric %s{%s} not found", name, label)
 	return nil
 }
-
