@@ -189,7 +189,7 @@ func (c *call) renderNode(n *node.Node, fields []string) obj {
 		return c.ver >= since && (fields == nil || slices.Contains(fields, name))
 	}
 	if want("conductor", v49Conductors) {
-		o = append(o, field{"conductor", c.s.hostname})
+		o = append(o, field{"conductor", c.s.conductorOf(n)})
 	}
 	if want("allocation_uuid", v52Allocations) {
 		o = append(o, field{"allocation_uuid", strOrNil(n.AllocationUUID)})
@@ -233,4 +233,22 @@ func (c *call) renderNodeStates(n *node.Node) obj {
 			field{"secure_boot", boolOrNil(n.SecureBoot)})
 	}
 	return o
+}
+
+// nodeConductorer is an optional Backend ability: the conductor a node is mapped to (its hash
+// ring owner when several controllers share the database).
+type nodeConductorer interface {
+	NodeConductor(n *node.Node) string
+}
+
+// conductorOf is a node's "conductor" field: null when no live conductor serves it.
+func (s *server) conductorOf(n *node.Node) any {
+	nc, ok := s.be.(nodeConductorer)
+	if !ok {
+		return s.hostname
+	}
+	if h := nc.NodeConductor(n); h != "" {
+		return h
+	}
+	return nil
 }

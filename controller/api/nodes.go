@@ -142,8 +142,8 @@ func (s *server) listNodes(detailPath bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		if cond, ok := q.str("conductor"); ok && cond != s.hostname {
-			nodes = nil // every node is served by this conductor
+		if cond, ok := q.str("conductor"); ok {
+			nodes = slices.DeleteFunc(nodes, func(n *node.Node) bool { return s.conductorOf(n) != cond })
 		}
 		items := make([]obj, len(nodes))
 		for i, n := range nodes {
