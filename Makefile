@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-setup unit vet fuzz bench bench-agentlink bench-powersync clean
+.PHONY: all build run test test-setup unit vet fuzz bench bench-agentlink bench-powersync clean initramfs
 
 all: build
 
@@ -18,13 +18,19 @@ run: build
 
 # Everything CI runs: the package installs, vet, the whole suite with the race detector, and the
 # slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests;
-# FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool; FERRUM_LOOPDEV: loop devices and md, as root).
+# FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool; FERRUM_LOOPDEV: loop devices and md, as root;
+# FERRUM_VMTEST: the ramdisk booted under QEMU).
 test: test-setup vet
-	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 FERRUM_VMTEST=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-setup:
 	bash controller/cmd/ferrum-controller/test-setup.sh
 	bash agent/clean/test-setup.sh
+	bash initramfs/vmtest/test-setup.sh
+
+# The agent ramdisk: initramfs/out/{vmlinuz,initramfs.cpio.gz,manifest.txt} (initramfs/README.md).
+initramfs:
+	bash initramfs/build.sh
 
 # Quick loop while developing: no installs, no slow tests.
 unit:
