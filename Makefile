@@ -19,12 +19,17 @@ run: build
 # Everything CI runs: the package installs, vet, the whole suite with the race detector, and the
 # slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests;
 # FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool; FERRUM_LOOPDEV: loop devices and md, as root;
-# FERRUM_VMTEST: the ramdisk booted under QEMU).
+# FERRUM_VMTEST: the ramdisk booted under QEMU;
+# FERRUM_PG_DSN: a throwaway PostgreSQL server, started here and stopped after the tests).
 test: test-setup vet
-	FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 FERRUM_VMTEST=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@pg=$$(mktemp -d /tmp/ferrum-pg.XXXXXX) && dsn=$$(bash controller/store/postgres/test-setup.sh start $$pg) || exit 1; \
+	echo "FERRUM_PG_DSN=$$dsn"; \
+	FERRUM_PG_DSN=$$dsn FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 FERRUM_VMTEST=1 $(GO) test -race -count=1 -timeout 20m $(PKGS); \
+	rc=$$?; bash controller/store/postgres/test-setup.sh stop $$pg; exit $$rc
 
 test-setup:
 	bash controller/cmd/ferrum-controller/test-setup.sh
+	bash controller/store/postgres/test-setup.sh install
 	bash agent/clean/test-setup.sh
 	bash initramfs/vmtest/test-setup.sh
 
