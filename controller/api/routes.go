@@ -62,6 +62,8 @@ func (s *server) routes() {
 	r("PATCH /v1/allocations/{allocation}", s.patchAllocation)
 	r("DELETE /v1/allocations/{allocation}", s.deleteAllocation)
 
+	r("GET /v1/power_events", s.listPowerEvents)
+
 	r("GET /v1/drivers", s.listDrivers)
 	r("GET /v1/drivers/{driver}", s.getDriver)
 	r("GET /v1/drivers/{driver}/properties", s.getDriverProperties)

@@ -77,3 +77,24 @@ func (c *Conductor) powerAction(ctx context.Context, n *node.Node, d *Driver, ta
 	c.log.Info().Str("node_id", n.UUID).Str("power_state", final).Str("action", target).Msg("power state changed")
 	return nil
 }
+
+// PowerEventLog is an optional Store ability: reading the power event outbox.
+type PowerEventLog interface {
+	ListPowerEvents(ctx context.Context, q node.PowerEventQuery) ([]*node.PowerEvent, error)
+	PowerEventStats(ctx context.Context) (node.PowerEventStats, error)
+}
+
+// PowerEvents returns the outbox counts and the rows q selects (newest first). A store
+// without an outbox is node.ErrNotFound.
+func (c *Conductor) PowerEvents(ctx context.Context, q node.PowerEventQuery) (node.PowerEventStats, []*node.PowerEvent, error) {
+	l, ok := c.store.(PowerEventLog)
+	if !ok {
+		return node.PowerEventStats{}, nil, node.Errorf(node.ErrNotFound, "This store keeps no power events.")
+	}
+	st, err := l.PowerEventStats(ctx)
+	if err != nil {
+		return st, nil, err
+	}
+	evs, err := l.ListPowerEvents(ctx, q)
+	return st, evs, err
+}
