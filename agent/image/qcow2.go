@@ -145,7 +145,10 @@ func (q *qstream) run(ctx context.Context, src *source, rep *reporter) error {
 		return err
 	}
 	if h.L1Size > 0 {
-		q.push(item{off: h.L1Offset, n: uint64(h.L1Size) * 8, kind: kindL1})
+		if err := q.push(item{off: h.L1Offset, n: uint64(h.L1Size) * 8, kind: kindL1}); err != nil {
+			src.put(c)
+			return err
+		}
 	}
 	first := true
 	for {
@@ -216,10 +219,13 @@ func (q *qstream) feed(w *window, src *source) error {
 }
 
 func (q *qstream) windowStart() uint64 {
-	if q.prev != nil {
+	switch {
+	case q.prev != nil:
 		return q.prev.start
+	case q.cur != nil:
+		return q.cur.start
 	}
-	return q.cur.start
+	return 0
 }
 
 // serve acts on an item whose start is in or behind the window.
@@ -349,7 +355,9 @@ func (q *qstream) endStream(src *source) error {
 	for _, p := range q.partials {
 		switch {
 		case p.it.kind == kindCompressed:
-		case p.it.kind == kindData && p.filled >= min(q.cs, q.vsize-p.it.guest):
+		case p.it.kind == kindData && q.dataEnd(p.it) <= p.filled:
+			clear(p.buf[p.filled:]) // unallocated subclusters past the end of the file
+			p.filled = p.it.n
 		default:
 			return fmt.Errorf("qcow2: %w: %s at %#x needs %d bytes, the file ends at %#x", errStreamEnded,
 				kindName[p.it.kind], p.it.off, p.it.n, q.eof)
@@ -414,6 +422,8 @@ func (q *qstream) reread(ctx context.Context, it item) ([]byte, error) {
 	n := it.n
 	if it.kind == kindCompressed {
 		n = min(n, q.eof-it.off)
+	} else if it.kind == kindData && it.off+n > q.eof && it.off+q.dataEnd(it) <= q.eof {
+		n = q.eof - it.off // the rest is unallocated subclusters; actData does not read them
 	} else if it.off+n > q.eof {
 		return nil, fmt.Errorf("qcow2: %s at %#x runs past the end of the file", kindName[it.kind], it.off)
 	}
@@ -514,6 +524,22 @@ func (q *qstream) actL2(it item, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// dataEnd is how many bytes of a data cluster hold its allocated subclusters (qemu ends a
+// file after the last written subcluster).
+func (q *qstream) dataEnd(it item) uint64 {
+	n := min(q.cs, q.vsize-it.guest)
+	if it.alloc == ^uint32(0) {
+		return n
+	}
+	sc := q.h.SubclusterSize()
+	for k := 31; k >= 0; k-- {
+		if it.alloc&(1<<k) != 0 {
+			return min(uint64(k+1)*sc, n)
+		}
+	}
+	return 0
 }
 
 func (q *qstream) actData(it item, b []byte) error {
