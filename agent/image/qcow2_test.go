@@ -72,17 +72,17 @@ func TestWriteQCOW2(t *testing.T) {
 	scattered(t, filepath.Join(dir, "vm.qcow2"), "cluster_size=65536", "48M")
 	scattered(t, filepath.Join(dir, "vm-extl2.qcow2"), "extended_l2=on,cluster_size=65536", "48M")
 	// A resize that outgrows the L1 table moves it to the end: everything is then late.
-	scattered(t, filepath.Join(dir, "l1-at-end.qcow2"), "cluster_size=4096", "48M")
-	runCmd(t, "qemu-img", "resize", "-q", filepath.Join(dir, "l1-at-end.qcow2"), "1100M")
+	scattered(t, filepath.Join(dir, "l1-at-end.qcow2"), "cluster_size=512", "48M")
+	runCmd(t, "qemu-img", "resize", "-q", filepath.Join(dir, "l1-at-end.qcow2"), "96M")
 	// Compressed and late: zlib clusters, then an L1 that moved.
-	runCmd(t, "qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4096", disk, filepath.Join(dir, "zlib-l1-at-end.qcow2"))
-	runCmd(t, "qemu-img", "resize", "-q", filepath.Join(dir, "zlib-l1-at-end.qcow2"), "1100M")
+	runCmd(t, "qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=512", disk, filepath.Join(dir, "zlib-l1-at-end.qcow2"))
+	runCmd(t, "qemu-img", "resize", "-q", filepath.Join(dir, "zlib-l1-at-end.qcow2"), "96M")
 
 	srv := serve(t, dir, false, false)
 	tests := []struct {
-		file  string
-		late  bool // needs Range re-reads
-		gzip  bool
+		file string
+		late bool // needs Range re-reads
+		gzip bool
 	}{
 		{file: "plain.qcow2"}, {file: "zlib.qcow2"}, {file: "zstd.qcow2"}, {file: "v2.qcow2"}, {file: "v2-zlib.qcow2"},
 		{file: "c2m.qcow2"}, {file: "c512.qcow2"}, {file: "c512-zlib.qcow2"}, {file: "extl2.qcow2"},
@@ -142,7 +142,7 @@ func TestQCOW2Refused(t *testing.T) {
 	writeFile(t, secret, []byte(strings.Repeat("secret", 1000)))
 	runCmd(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", filepath.Join(dir, "backing.qcow2"))
 	runCmd(t, "qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file="+secret+",data_file_raw=on", filepath.Join(dir, "datafile.qcow2"), "6000")
-	runCmd(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw", "-o", "encrypt.format=luks,encrypt.key-secret=s0",
+	runCmd(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw", "-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
 		filepath.Join(dir, "luks.qcow2"), "8M")
 	srv := serve(t, dir, false, false)
 	tests := []struct{ file, msg string }{
