@@ -53,6 +53,7 @@ type daemon struct {
 	URL     string
 	DataDir string
 	addr    string
+	host    string // --hostname, when a test names its controllers
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	exited  chan struct{}
