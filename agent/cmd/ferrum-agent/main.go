@@ -113,6 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // cleaning, ...) on r. Local subcommands use it too, so they run exactly what the controller
 // would.
 func registerCapabilities(r *runner.Runner, log zerolog.Logger) {
+	registerImage(r, log)
 	_ = r
 	_ = log
 }
