@@ -43,7 +43,7 @@ const (
 
 // Disk is a virtual disk backed by a raw file.
 type Disk struct {
-	Size int64 // bytes; the file is created sparse when it does not exist
+	Size int64  // bytes; the file is created sparse when it does not exist
 	File string // backing file; default DIR/diskN.raw
 	Bus  Bus    // default Virtio
 	// Serial is the disk's serial number (virtio, SCSI VPD page 0x80, NVMe).
