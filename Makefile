@@ -20,17 +20,19 @@ run: build
 # slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests;
 # FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool; FERRUM_LOOPDEV: loop devices and md, as root;
 # FERRUM_VMTEST: the ramdisk booted under QEMU;
+# FERRUM_QEMU_IMG: qcow2 fixtures built and checked with qemu-img;
 # FERRUM_PG_DSN: a throwaway PostgreSQL server, started here and stopped after the tests).
 test: test-setup vet
 	@pg=$$(mktemp -d /tmp/ferrum-pg.XXXXXX) && dsn=$$(bash controller/store/postgres/test-setup.sh start $$pg) || exit 1; \
 	echo "FERRUM_PG_DSN=$$dsn"; \
-	FERRUM_PG_DSN=$$dsn FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 FERRUM_VMTEST=1 $(GO) test -race -count=1 -timeout 20m $(PKGS); \
+	FERRUM_PG_DSN=$$dsn FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 FERRUM_VMTEST=1 FERRUM_QEMU_IMG=1 $(GO) test -race -count=1 -timeout 20m $(PKGS); \
 	rc=$$?; bash controller/store/postgres/test-setup.sh stop $$pg; exit $$rc
 
 test-setup:
 	bash controller/cmd/ferrum-controller/test-setup.sh
 	bash controller/store/postgres/test-setup.sh install
 	bash agent/clean/test-setup.sh
+	bash agent/image/test-setup.sh
 	bash initramfs/vmtest/test-setup.sh
 
 # The agent ramdisk: initramfs/out/{vmlinuz,initramfs.cpio.gz,manifest.txt} (initramfs/README.md).
@@ -47,7 +49,7 @@ vet:
 
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
-FUZZPKGS ?= ./controller/api ./controller/nova ./controller/power/ipmi ./shared/proto ./agent/link ./agent/cmd/ferrum-agent
+FUZZPKGS ?= ./controller/api ./controller/nova ./controller/power/ipmi ./shared/proto ./agent/link ./agent/cmd/ferrum-agent ./agent/internal/qcow2 ./agent/image
 fuzz:
 	@for p in $(FUZZPKGS); do for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 		echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
