@@ -13,12 +13,12 @@ import (
 	"github.com/ferrumhq/ferrum/controller/node"
 )
 
-// clusterTiming makes conductors heartbeat every 20ms and die after 300ms of silence.
+// clusterTiming makes conductors heartbeat every 50ms and die after 1s of silence.
 func clusterTiming(host string) func(*conductor.Config) {
 	return func(c *conductor.Config) {
 		c.Hostname = host
-		c.HeartbeatInterval = 20 * time.Millisecond
-		c.HeartbeatTimeout = 300 * time.Millisecond
+		c.HeartbeatInterval = 50 * time.Millisecond
+		c.HeartbeatTimeout = time.Second
 		c.PowerSyncInterval = -1
 		c.PowerFailureRecoveryInterval = -1
 	}
@@ -99,7 +99,7 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 	kill, killed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(killed)
-		tick := time.NewTicker(20 * time.Millisecond)
+		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
@@ -112,10 +112,10 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 	}()
 	var uuids []string
 	for i := range 60 {
-		uuids = append(uuids, a.create(t, &node.Node{Name: fmt.Sprintf("n%02d", i)}).UUID)
+		uuids = append(uuids, a.create(t, &node.Node{Name: fmt.Sprintf("n%02d", i), ProvisionState: node.Available}).UUID)
 	}
 	// The ghost's work in flight: two deploys and a power change, locked for an hour.
-	inFlight := map[string]node.State{uuids[0]: node.DeployFail, uuids[1]: node.DeployFail, uuids[2]: node.Enroll}
+	inFlight := map[string]node.State{uuids[0]: node.DeployFail, uuids[1]: node.DeployFail, uuids[2]: node.Available}
 	for id := range inFlight {
 		n, err := a.store.ReserveNode(ctx, id, "ghost", time.Now().Add(time.Hour))
 		if err != nil {
@@ -149,7 +149,7 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 			}
 			if n.Reservation == "" && n.ProvisionState == want && n.TargetPowerState == "" {
 				msg := "can't be resumed by conductor ctl-"
-				if want == node.Enroll {
+				if want == node.Available {
 					msg = "Pending power operation was aborted due to conductor take over"
 				}
 				if !strings.Contains(n.LastError, msg) {
@@ -178,6 +178,22 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 	c := startEnv(t, path, clusterTiming("ctl-c"))
 	share = waitOwners(t, 3*time.Second, uuids, []string{"ctl-a", "ctl-b", "ctl-c"}, a, b, c)
 	t.Logf("after ctl-c joined: %v", share)
+	// Power sync reads only the nodes each conductor owns: each node once per round.
+	synced := 0
+	for _, e := range []*env{a, b, c} {
+		st, err := e.c.SyncPowerStates(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := e.c.Hostname()
+		if want := share[host]; st.Nodes != want {
+			t.Errorf("%s power sync read %d nodes, want the %d it owns", host, st.Nodes, want)
+		}
+		synced += st.Nodes
+	}
+	if want := len(uuids); synced != want {
+		t.Errorf("power sync read %d nodes in all, want %d", synced, want)
+	}
 	if err := c.c.Close(); err != nil {
 		t.Fatal(err)
 	}
