@@ -84,6 +84,19 @@ type Config struct {
 	CAProvisioner          string        `yaml:"ca_provisioner" help:"name of the external step-ca's JWK provisioner for agents"`
 	CAProvisionerKeyFile   string        `yaml:"ca_provisioner_key_file" help:"private JWK (JSON) of that provisioner: it signs enrollment tokens"`
 
+	NovaNotifications bool          `yaml:"nova_notifications" help:"tell Nova of power changes (power-update events) when nova_cloud is set"`
+	NovaCloud         string        `yaml:"nova_cloud" help:"the clouds.yaml cloud whose Keystone and Nova receive power-update events (empty: none)"`
+	NovaCloudsFile    string        `yaml:"nova_clouds_file" help:"clouds.yaml to read (default: OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack)"`
+	NovaRegion        string        `yaml:"nova_region" help:"region of Nova's endpoint (default: the cloud's region_name)"`
+	NovaInterface     string        `yaml:"nova_interface" help:"public, internal or admin endpoint (default: the cloud's interface, else public)"`
+	NovaEndpoint      string        `yaml:"nova_endpoint" help:"Nova's compute endpoint URL (…/v2.1) instead of the service catalog's"`
+	NovaBatchSize     int           `yaml:"nova_batch_size" help:"events (of as many nodes) sent in one request"`
+	NovaMinBackoff    time.Duration `yaml:"nova_min_backoff" help:"first retry delay of an undelivered event (doubles per attempt)"`
+	NovaMaxBackoff    time.Duration `yaml:"nova_max_backoff" help:"longest retry delay of an undelivered event"`
+	NovaPollInterval  time.Duration `yaml:"nova_poll_interval" help:"how often the outbox is checked for events due for a retry"`
+	NovaGiveUpAfter   time.Duration `yaml:"nova_give_up_after" help:"an event still undelivered after this long fails for good"`
+	NovaRetention     time.Duration `yaml:"nova_event_retention" help:"how long delivered and failed events stay visible in GET /v1/power_events"`
+
 	FakePowerDelay   time.Duration `yaml:"fake_power_delay" help:"fake-hardware: duration of a power action"`
 	FakeDeployDelay  time.Duration `yaml:"fake_deploy_delay" help:"fake-hardware: duration of deploy, tear-down and rescue"`
 	FakeCleanDelay   time.Duration `yaml:"fake_clean_delay" help:"fake-hardware: duration of cleaning"`
@@ -127,6 +140,14 @@ func Defaults() Config {
 		IPMICallTimeout:              15 * time.Second,
 		IPMIFailureThreshold:         2,
 		IPMIProbeInterval:            10 * time.Second,
+
+		NovaNotifications: true,
+		NovaBatchSize:     100,
+		NovaMinBackoff:    time.Second,
+		NovaMaxBackoff:    5 * time.Minute,
+		NovaPollInterval:  2 * time.Second,
+		NovaGiveUpAfter:   24 * time.Hour,
+		NovaRetention:     7 * 24 * time.Hour,
 
 		AgentCertTTL:           time.Hour,
 		AgentTokenTTL:          2 * time.Hour,
@@ -323,6 +344,23 @@ func (c *Config) validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative (0 disables)", name, d))
 		}
+	}
+	switch c.NovaInterface {
+	case "", "public", "internal", "admin":
+	default:
+		errs = append(errs, fmt.Errorf("nova_interface %q: want public, internal or admin", c.NovaInterface))
+	}
+	if c.NovaBatchSize < 1 {
+		errs = append(errs, fmt.Errorf("nova_batch_size %d: want at least 1", c.NovaBatchSize))
+	}
+	for name, d := range map[string]time.Duration{"nova_min_backoff": c.NovaMinBackoff, "nova_max_backoff": c.NovaMaxBackoff,
+		"nova_poll_interval": c.NovaPollInterval, "nova_give_up_after": c.NovaGiveUpAfter, "nova_event_retention": c.NovaRetention} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
+		}
+	}
+	if c.NovaMaxBackoff < c.NovaMinBackoff {
+		errs = append(errs, fmt.Errorf("nova_max_backoff %s is below nova_min_backoff %s", c.NovaMaxBackoff, c.NovaMinBackoff))
 	}
 	if c.DefaultBootMode != "uefi" && c.DefaultBootMode != "bios" {
 		errs = append(errs, fmt.Errorf("default_boot_mode %q: want uefi or bios", c.DefaultBootMode))

@@ -87,8 +87,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	m, err := metrics.New(metrics.Config{})
+	if err != nil {
+		return err
+	}
+	novaSender, err := newNova(cfg, st, m.Registry(), log)
+	if err != nil {
+		return err
+	}
+	var notifier conductor.Notifier
+	if novaSender != nil {
+		defer novaSender.Close() // after the conductor: events recorded until then go out at the next start
+		notifier = novaSender
+	}
 	cond, err := conductor.New(conductor.Config{
 		Store: st, Hostname: cfg.Hostname, ConductorGroup: cfg.ConductorGroup,
+		Notifier: notifier, PowerEvents: novaSender != nil,
 		HardwareTypes: []conductor.HardwareType{hw, ipmiHW}, Log: log, Agents: agents.agents(),
 		Workers: cfg.Workers, LockTimeout: cfg.LockTimeout, LockRetries: cfg.LockRetries,
 		LockRetryInterval: cfg.LockRetryInterval, CheckInterval: cfg.CheckInterval,
@@ -111,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer cond.Close()
 	agents.start(cond)
 
-	handler, err := newHandler(cfg, cond, log)
+	handler, err := newHandler(cfg, cond, m, log)
 	if err != nil {
 		return err
 	}
@@ -175,11 +189,7 @@ func orNone(n int) int {
 }
 
 // newHandler stacks metrics → authentication → the API, with /metrics beside the API.
-func newHandler(cfg *config.Config, cond *conductor.Conductor, log zerolog.Logger) (http.Handler, error) {
-	m, err := metrics.New(metrics.Config{})
-	if err != nil {
-		return nil, err
-	}
+func newHandler(cfg *config.Config, cond *conductor.Conductor, m *metrics.Metrics, log zerolog.Logger) (http.Handler, error) {
 	registerConductorMetrics(m.Registry(), cond)
 	apiH, err := api.New(api.Config{Backend: cond, Log: log, Hostname: cfg.Hostname, MaxBodyBytes: cfg.MaxBodyBytes})
 	if err != nil {
