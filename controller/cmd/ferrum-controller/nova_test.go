@@ -74,7 +74,9 @@ func (d *daemon) power(ident, target string) {
 	if strings.Contains(target, "off") {
 		want = "power off"
 	}
-	d.waitNode(ident, want, func(n apiNode) bool { return str(n.PowerState) == want && n.TargetPowerState == nil && n.Reservation == nil })
+	d.waitNode(ident, want, func(n apiNode) bool {
+		return str(n.PowerState) == want && n.TargetPowerState == nil && n.Reservation == nil
+	})
 }
 
 func (d *daemon) setInstance(ident, instance string) {
