@@ -73,3 +73,19 @@ func open(t testing.TB) *Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) conductor.Store { return open(t) })
 }
+
+func TestSharedConformance(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (conductor.Store, conductor.Store) {
+		dsn := newDatabase(t)
+		var stores [2]conductor.Store
+		for i := range stores {
+			s, err := Open(context.Background(), Config{DSN: dsn, Log: zerolog.New(zerolog.NewTestWriter(t))})
+			if err != nil {
+				t.Fatalf("Open = %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			stores[i] = s
+		}
+		return stores[0], stores[1]
+	})
+}
