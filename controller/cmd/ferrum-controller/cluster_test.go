@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -272,4 +274,63 @@ func TestClusterKill9(t *testing.T) {
 			t.Errorf("%s owns %d of %d nodes, want about a third", h, share[h], nodes)
 		}
 	}
+}
+
+// TestClusterAgentAnyController: two controllers on one database share one PKI (ctl-2's
+// data dir gets a copy of ctl-1's pki directory). A node's agent booted with ctl-2's address
+// enrolls and connects there, whichever controller owns the node on the ring; ctl-2 serves
+// its session (get_status on connect), and both controllers show the same agent record and
+// the same conductor for the node, because both read the shared database.
+func TestClusterAgentAnyController(t *testing.T) {
+	gate(t, "FERRUM_SLOW", "starts two controllers and an agent process")
+	db := pgDatabase(t)
+	agentBin, certsBin := agentBinaries(t)
+	addr1, addr2 := freeAddr(t), freeAddr(t)
+	common := []string{"--fake-inspect-delay", "10m", "--agent-heartbeat-interval", "200ms", "--shutdown-timeout", "2s"}
+	c1 := startController(t, db, "ctl-1", append([]string{"--agent-addr", addr1}, common...)...)
+	dir2 := t.TempDir()
+	if out, err := exec.Command("cp", "-a", filepath.Join(c1.DataDir, "pki"), dir2).CombinedOutput(); err != nil {
+		t.Fatalf("copy the PKI: %v %s", err, out)
+	}
+	c2 := startController(t, db, "ctl-2", append([]string{"--data-dir", dir2, "--agent-addr", addr2}, common...)...)
+
+	var n apiNode
+	if code, _, body := c1.call("POST", "/v1/nodes", map[string]any{"driver": "fake-hardware", "name": "agent-0"}, &n); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	for _, step := range []struct{ target, state string }{{"manage", "manageable"}, {"inspect", "inspecting"}} {
+		if code, _, body := c1.call("PUT", "/v1/nodes/"+n.UUID+"/states/provision", map[string]any{"target": step.target}, nil); code != 202 {
+			t.Fatalf("%s: %d %s", step.target, code, body)
+		}
+		c1.waitNode(n.UUID, step.state, func(x apiNode) bool { return x.ProvisionState == step.state })
+	}
+	out, err := exec.Command(certsBin, "kernel-params", "-dir", filepath.Join(dir2, "pki"), "-node", n.UUID,
+		"-controller", addr2).Output()
+	if err != nil {
+		t.Fatalf("ferrum-certs kernel-params: %v", err)
+	}
+	cmdline := filepath.Join(t.TempDir(), "cmdline")
+	if err := os.WriteFile(cmdline, []byte("console=ttyS0 "+strings.TrimSpace(string(out))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgentProc(t, agentBin, cmdline)
+	connected := func(v agentView) bool {
+		f := v.DriverInternalInfo.Ferrum
+		return f != nil && f.Connected && f.Status != nil && f.Status.BootID != ""
+	}
+	v2 := c2.waitAgent(n.UUID, "connected to ctl-2", connected)
+	v1 := c1.waitAgent(n.UUID, "seen connected through ctl-1", connected)
+	if v1.DriverInternalInfo.Ferrum.Status.BootID != v2.DriverInternalInfo.Ferrum.Status.BootID {
+		t.Errorf("the controllers show different agents: %+v vs %+v", v1.DriverInternalInfo.Ferrum, v2.DriverInternalInfo.Ferrum)
+	}
+	o1, o2 := c1.ownership()[n.UUID], c2.ownership()[n.UUID]
+	if o1 != o2 || (o1 != "ctl-1" && o1 != "ctl-2") {
+		t.Errorf("node conductor: %q through ctl-1, %q through ctl-2", o1, o2)
+	}
+	t.Logf("node owned by %s on the ring; its agent is connected to ctl-2", o1)
+	a.stop(t)
+	c1.waitAgent(n.UUID, "disconnected", func(v agentView) bool {
+		f := v.DriverInternalInfo.Ferrum
+		return f != nil && !f.Connected
+	})
 }
