@@ -267,8 +267,9 @@ func tran(sysPath string) string {
 }
 
 // pathID computes the device's by-path name from its sysfs path the way udev's path_id does
-// for the common cases: the innermost PCI function, then the bus-specific parts (SCSI, ATA,
-// SAS, USB, NVMe namespace). It returns "" when the device has no PCI or platform parent.
+// for the common cases: a platform parent, the innermost PCI function, then the bus-specific
+// parts (SCSI, ATA, SAS, USB, NVMe namespace). It returns "" when the device has no PCI or
+// platform parent.
 func pathID(root, name string, elems []string) string {
 	end := len(elems) - 1 // the device itself
 	if end > 0 && elems[end-1] == "block" {
@@ -277,9 +278,12 @@ func pathID(root, name string, elems []string) string {
 	var parts []string
 	add := func(s string) { parts = append([]string{s}, parts...) }
 	full := strings.Join(elems, "/")
+	pci := false
 	for i := end - 1; i >= 1; i-- {
 		e := elems[i]
 		switch {
+		case pci && pciRe.MatchString(e):
+			// bridges above the innermost PCI function are not part of the path
 		case strings.HasPrefix(e, "nvme") && elems[i-1] == "nvme":
 			nsid := readAttr(filepath.Join(root, "sys", "block", name, "nsid"))
 			if nsid == "" {
@@ -295,13 +299,17 @@ func pathID(root, name string, elems []string) string {
 			add("usb-0:" + port)
 		case pciRe.MatchString(e):
 			add("pci-" + e)
-			return strings.Join(parts, "-")
+			pci = true
 		case elems[i-1] == "platform":
+			// a platform device, or the platform host bridge of a PCI bus (arm64)
 			add("platform-" + e)
 			return strings.Join(parts, "-")
 		}
 	}
-	return ""
+	if !pci {
+		return ""
+	}
+	return strings.Join(parts, "-")
 }
 
 // scsiPart is path_id's name for the SCSI device elems[i] (h:c:t:l).
