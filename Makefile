@@ -32,6 +32,7 @@ test-setup:
 	bash controller/cmd/ferrum-controller/test-setup.sh
 	bash controller/store/postgres/test-setup.sh install
 	bash agent/clean/test-setup.sh
+	bash agent/raid/test-setup.sh
 	bash agent/image/test-setup.sh
 	bash initramfs/vmtest/test-setup.sh
 
