@@ -41,6 +41,14 @@ type Outbox interface {
 	PrunePowerEvents(ctx context.Context, before time.Time) (int, error)
 }
 
+// Leaser is an optional Outbox ability of databases that several controllers share
+// (store/postgres): only the holder of the lease delivers, so a node's events still go out
+// one at a time and in order. The lease ends with ReleaseOutboxLease or the holder's death.
+type Leaser interface {
+	HoldOutboxLease(ctx context.Context) (bool, error)
+	ReleaseOutboxLease(ctx context.Context) error
+}
+
 // Config configures a Sender. Zero values take the defaults in brackets.
 type Config struct {
 	Outbox Outbox
@@ -142,6 +150,13 @@ func New(cfg Config) (*Sender, error) {
 func (s *Sender) Close() error {
 	s.cancel()
 	s.wg.Wait()
+	if l, ok := s.cfg.Outbox.(Leaser); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.ReleaseOutboxLease(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("releasing the outbox lease failed (it ends with the connection)")
+		}
+	}
 	if s.metrics != nil {
 		s.metrics.unregister()
 	}
@@ -190,6 +205,15 @@ func (s *Sender) prune(ctx context.Context) {
 // round sends one batch of due events and records the outcomes. It reports whether to go
 // on at once: the batch was full and Nova answered.
 func (s *Sender) round(ctx context.Context) bool {
+	if l, ok := s.cfg.Outbox.(Leaser); ok {
+		held, err := l.HoldOutboxLease(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("taking the outbox lease failed")
+		}
+		if !held {
+			return false // another controller delivers
+		}
+	}
 	evs, err := s.cfg.Outbox.DuePowerEvents(ctx, s.cfg.Now(), s.cfg.BatchSize)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -54,6 +54,7 @@ type Store struct {
 	db    *pgxpool.Pool
 	nodes nodeCache
 	log   zerolog.Logger
+	lease outboxLease // see HoldOutboxLease
 }
 
 // Open connects to the database in cfg.DSN and applies pending migrations.
@@ -87,6 +88,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // Close closes the pool, waiting for connections in use to be released.
 func (s *Store) Close() error {
+	s.ReleaseOutboxLease(context.Background())
 	s.db.Close()
 	s.log.Info().Msg("store closed")
 	return nil
