@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-setup unit vet fuzz bench bench-agentlink bench-powersync clean initramfs
+.PHONY: all build run test test-setup unit vet fuzz bench bench-agentlink bench-powersync bench-cluster clean initramfs
 
 all: build
 
@@ -62,6 +62,13 @@ bench:
 # The agent link benchmark (docs/benchmarks.md): needs `ulimit -n` ≥ 20000 for 10,000 agents.
 bench-agentlink:
 	$(GO) run ./controller/bench/agentlink -agents 1000,10000
+
+# 1 vs 3 controllers on one PostgreSQL database (a throwaway server, started and stopped here).
+bench-cluster:
+	bash controller/store/postgres/test-setup.sh install
+	@pg=$$(mktemp -d /tmp/ferrum-pg.XXXXXX) && dsn=$$(bash controller/store/postgres/test-setup.sh start $$pg) || exit 1; \
+	FERRUM_PG_DSN=$$dsn $(GO) run ./controller/bench/cluster -nodes 3000 -controllers 1,3; \
+	rc=$$?; bash controller/store/postgres/test-setup.sh stop $$pg; exit $$rc
 
 # Power sync over IPMI: (a) 200 ipmi_sim BMCs against ipmitool, (b) 10,000 go-ipmi BMCs.
 bench-powersync: test-setup
