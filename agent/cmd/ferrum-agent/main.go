@@ -114,6 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // would.
 func registerCapabilities(r *runner.Runner, log zerolog.Logger) {
 	registerImage(r, log)
+	registerInspect(r, log)
 	_ = r
 	_ = log
 }
