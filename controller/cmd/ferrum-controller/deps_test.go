@@ -49,6 +49,9 @@ var rules = []rule{
 	{name: "middleware stays independent", from: "controller/httpauth",
 		deny: []string{"controller/"}},
 	{name: "metrics stays independent", from: "controller/metrics", deny: []string{"controller/"}},
+	{name: "nova is an adapter", from: "controller/nova", deny: []string{"controller/"},
+		allow:  []string{"controller/node", "controller/nova"},
+		exempt: []string{"controller/nova/novatest"}},
 }
 
 func TestDependencyRules(t *testing.T) {
