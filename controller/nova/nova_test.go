@@ -324,6 +324,41 @@ func TestApplicationCredentialAndEndpoint(t *testing.T) {
 	}
 }
 
+// TestCatalogSelection: the catalog's endpoint is chosen by interface and region.
+func TestCatalogSelection(t *testing.T) {
+	for _, tc := range []struct {
+		name, iface, region, wantPath string
+	}{
+		{"cloud's interface (internal)", "", "", "/compute/v2.1/os-server-external-events"},
+		{"public", "public", "", "/compute-public/v2.1/os-server-external-events"},
+		{"unknown region", "", "RegionTwo", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, novatest.Instance{UUID: inst("aaaaaaaa"), HasHost: true})
+			n := e.node("n")
+			e.change(n, inst("aaaaaaaa"), node.PowerOff)
+			e.sender("nova-test", func(c *nova.Config) { c.Cloud.Interface, c.Cloud.Region = tc.iface, tc.region })
+			if tc.wantPath == "" {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				var evs []*node.PowerEvent
+				novatest.WaitFor(ctx, func() bool {
+					evs, _ = e.store.ListPowerEvents(context.Background(), node.PowerEventQuery{})
+					return len(evs) == 1 && evs[0].Attempts >= 1
+				})
+				if len(evs) != 1 || evs[0].Status != node.EventPending || !strings.Contains(evs[0].LastError, "compute endpoint") {
+					t.Fatalf("event = %+v; want pending with an endpoint error", evs)
+				}
+				return
+			}
+			e.waitStats("delivery", func(st node.PowerEventStats) bool { return st.Delivered == 1 })
+			if diff := cmp.Diff([]string{tc.wantPath}, e.nova.Paths()); diff != "" {
+				t.Errorf("paths (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestForbidden: a user without the service or admin role gets 403, retried (an operator
 // can fix the role) and recorded.
 func TestForbidden(t *testing.T) {

@@ -84,6 +84,7 @@ type Server struct {
 	refused   []string
 	region    string
 	delay     time.Duration
+	paths     []string // of accepted requests
 }
 
 type token struct {
@@ -125,6 +126,7 @@ func Start(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /identity/v3", s.identityVersion)
 	mux.HandleFunc("POST /identity/v3/auth/tokens", s.authTokens)
 	mux.HandleFunc("/compute/v2.1/os-server-external-events", s.externalEvents)
+	mux.HandleFunc("/compute-public/v2.1/os-server-external-events", s.externalEvents)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)
 	go func() {
@@ -184,6 +186,14 @@ func (s *Server) Stats() (requests, auths, rejected int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests, s.auths, s.rejected
+}
+
+// Paths lists the URL paths of the external-events requests served, in order: the public
+// endpoint of the catalog is /compute-public/v2.1, the internal and admin ones /compute/v2.1.
+func (s *Server) Paths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.paths)
 }
 
 // RevokeTokens invalidates every token issued so far, as a Keystone token revocation does:
@@ -304,7 +314,7 @@ func (s *Server) authTokens(w http.ResponseWriter, r *http.Request) {
 			map[string]any{"type": "identity", "name": "keystone", "id": "ks", "endpoints": []any{
 				endpoint("public", s.AuthURL()), endpoint("internal", s.AuthURL())}},
 			map[string]any{"type": "compute", "name": "nova", "id": "nova", "endpoints": []any{
-				endpoint("public", s.URL+"/compute/v2.1"), endpoint("internal", s.URL+"/compute/v2.1"),
+				endpoint("public", s.URL+"/compute-public/v2.1"), endpoint("internal", s.URL+"/compute/v2.1"),
 				endpoint("admin", s.URL+"/compute/v2.1")}},
 		},
 	}})
@@ -430,6 +440,7 @@ func (s *Server) externalEvents(w http.ResponseWriter, r *http.Request) {
 	all := true
 	s.mu.Lock()
 	s.requests++
+	s.paths = append(s.paths, r.URL.Path)
 	for i, ev := range events {
 		res := map[string]any{}
 		for k, v := range ev {
