@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 
 	"github.com/rs/zerolog"
 
+	"github.com/ferrumhq/ferrum/agent/image"
 	"github.com/ferrumhq/ferrum/agent/inspect"
 	"github.com/ferrumhq/ferrum/agent/inspect/hints"
 	"github.com/ferrumhq/ferrum/agent/runner"
+	"github.com/ferrumhq/ferrum/shared/proto"
 )
 
 func init() { subcommands["inventory"] = inventoryCommand }
@@ -20,6 +23,22 @@ func init() { subcommands["inventory"] = inventoryCommand }
 func registerInspect(r *runner.Runner, log zerolog.Logger) {
 	if err := inspect.Register(r, inspect.Config{Log: log}); err != nil {
 		log.Error().Err(err).Msg("inspection unavailable")
+	}
+}
+
+// rootResolver resolves root device hints on root's disks for agent/image: bad hints are a
+// bad request, no matching disk a failure, each with hints' explanation.
+func rootResolver(root string) image.TargetResolver {
+	resolve := hints.Resolver(root)
+	return func(ctx context.Context, m map[string]any) (string, string, error) {
+		path, reason, err := resolve(ctx, m)
+		switch {
+		case errors.Is(err, hints.ErrBadHints):
+			return "", "", proto.Errorf(proto.CodeBadRequest, "%v", err)
+		case errors.Is(err, hints.ErrNoMatch):
+			return "", "", proto.Errorf(proto.CodeFailed, "%v", err)
+		}
+		return path, reason, err
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"slices"
@@ -89,5 +90,35 @@ func TestRegisterInspect(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("registerCapabilities registers %v, missing %s", names, want)
 		}
+	}
+}
+
+func TestRootResolver(t *testing.T) {
+	tests := []struct {
+		name  string
+		hints map[string]any
+		want  string     // the chosen disk
+		code  proto.Code // or the error's code
+	}{
+		{"hctl", map[string]any{"hctl": "0:0:1:0"}, "/dev/sdb", ""},
+		{"default", nil, "/dev/sda", ""},
+		{"no-match", map[string]any{"serial": "nope"}, "", proto.CodeFailed},
+		{"bad-hints", map[string]any{"size": "<range-in> x"}, "", proto.CodeBadRequest},
+	}
+	resolve := rootResolver(fixture)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, reason, err := resolve(context.Background(), tc.hints)
+			if tc.code != "" {
+				var pe *proto.Error
+				if !errors.As(err, &pe) || pe.Code != tc.code {
+					t.Fatalf("resolve(%v) = %v, want code %s", tc.hints, err, tc.code)
+				}
+				return
+			}
+			if err != nil || path != tc.want || reason == "" {
+				t.Errorf("resolve(%v) = %q, %q, %v, want %s", tc.hints, path, reason, err, tc.want)
+			}
+		})
 	}
 }

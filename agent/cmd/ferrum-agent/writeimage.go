@@ -20,9 +20,9 @@ import (
 
 func init() { subcommands["write-image"] = writeImageCommand }
 
-// registerImage registers write_image. Root device hints are refused until a resolver is wired.
+// registerImage registers write_image; root device hints choose the target (rootResolver).
 func registerImage(r *runner.Runner, log zerolog.Logger) {
-	w, err := image.New(image.Config{Log: log})
+	w, err := image.New(image.Config{Log: log, Resolve: rootResolver("/")})
 	if err != nil {
 		panic(err) // the defaults are valid
 	}
