@@ -105,9 +105,18 @@ func (c *Conductor) heartbeat(ctx context.Context) {
 		return
 	}
 	if prev != nil && slices.Equal(prev.hosts, m.hosts) {
+		// With others around, look for orphans every CheckInterval anyway: two views that
+		// disagreed for a moment may have left one unowned during the last change.
+		if len(m.hosts) > 1 && c.cfg.Now().Sub(c.lastOrphanScan) >= c.cfg.CheckInterval {
+			c.lastOrphanScan = c.cfg.Now()
+			if err := c.recoverOrphans(ctx, true); err != nil && ctx.Err() == nil {
+				c.log.Error().Err(err).Msg("recovering orphaned nodes failed")
+			}
+		}
 		return
 	}
 	c.log.Info().Strs("alive", m.hosts).Strs("dead", dead).Msg("conductor membership changed; nodes rebalanced")
+	c.lastOrphanScan = c.cfg.Now()
 	c.takeOver(ctx, dead)
 }
 

@@ -185,7 +185,8 @@ type Conductor struct {
 
 	stats struct{ started, failed, rejected atomic.Int64 }
 
-	members atomic.Pointer[members] // the live conductors and hash rings, from the last heartbeat
+	members        atomic.Pointer[members] // the live conductors and hash rings, from the last heartbeat
+	lastOrphanScan time.Time               // owned by the heartbeat periodic
 
 	syncMu      sync.Mutex // one power sync pass at a time
 	syncCountMu sync.Mutex
