@@ -1,7 +1,9 @@
 // Package conductor is the controller's engine: exclusive node locks, a bounded worker pool
 // running async tasks, the provision state machine applied to stored nodes, crash recovery and
 // the periodic guards (wait-state timeouts, lock renewal, conductor heartbeat, power sync and
-// power failure recovery).
+// power failure recovery), and, with several controllers on one database, membership, the
+// hash ring that decides which conductor runs a node's periodic work, and take-over of a dead
+// conductor's nodes (cluster.go).
 //
 // It imports controller/node and declares the ports it needs (Store, HardwareType, Notifier)
 // in ports.go. controller/api drives it; adapters implement its ports. It never imports api,

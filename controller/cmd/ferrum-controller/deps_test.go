@@ -38,6 +38,10 @@ var rules = []rule{
 	{name: "stores are adapters", from: "controller/store/",
 		deny:   []string{"controller/api", "controller/conductor", "controller/hardware", "controller/power"},
 		exempt: []string{"controller/store/storetest"}}, // the conformance suite tests conductor.Store
+	{name: "stores never import each other", from: "controller/store/postgres",
+		deny: []string{"controller/store/"}, allow: []string{"controller/store/postgres"}},
+	{name: "stores never import each other", from: "controller/store/sqlite",
+		deny: []string{"controller/store/"}, allow: []string{"controller/store/sqlite"}},
 	{name: "hardware types plug into the conductor only", from: "controller/hardware/",
 		deny: []string{"controller/api", "controller/store", "controller/httpauth", "controller/metrics"}},
 	{name: "power drivers plug into the conductor only", from: "controller/power/",
