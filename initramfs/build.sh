@@ -30,7 +30,7 @@ UROOT_VERSION=v0.16.0
 MKUIMAGE_VERSION=v0.0.0-20250905073043-9a40452f5d3b
 GOBUSYBOX_VERSION=v0.0.0-20250101170133-2e884e4509c7
 XTOOLS_VERSION=v0.38.0
-UROOT_CMDS=(init gosh dhclient ip ls cat dmesg mount umount poweroff shutdown sync shasum)
+UROOT_CMDS=(init gosh dhclient ip ls cat mkdir dmesg mount umount poweroff shutdown sync shasum)
 BUDGET_BYTES=${BUDGET_BYTES:-$((8 << 20))}
 MODULES_FILE=${MODULES_FILE:-$HERE/modules.txt}
 
