@@ -33,6 +33,7 @@ test-setup:
 	bash controller/store/postgres/test-setup.sh install
 	bash agent/clean/test-setup.sh
 	bash agent/raid/test-setup.sh
+	bash agent/configdrive/test-setup.sh
 	bash agent/image/test-setup.sh
 	bash initramfs/vmtest/test-setup.sh
 
