@@ -131,11 +131,10 @@ type chunk struct {
 // caller's writes overlap. The caller takes chunks with next and gives them back with put.
 type source struct {
 	out   chan chunk
-	free  chan []byte
-	done  chan struct{}
-	err   error // valid after done
+	free  chan []byte // depth+2 buffers
+	err   error // valid once out is closed
 	read  atomic.Int64
-	sum   []byte // valid after done without err
+	sum   []byte // valid once out is closed, without err
 	size  int    // chunk size
 	close func()
 	wg    sync.WaitGroup
@@ -147,7 +146,7 @@ const stallTimeout = 60 * time.Second
 func startSource(ctx context.Context, d *download, h hash.Hash, compression string, size, depth int) (*source, error) {
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(context.Canceled) }
-	s := &source{out: make(chan chunk, depth), free: make(chan []byte, depth+2), done: make(chan struct{}), size: size}
+	s := &source{out: make(chan chunk, depth), free: make(chan []byte, depth+2), size: size}
 	for range depth + 2 {
 		s.free <- alignedBuf(size)
 	}
@@ -189,16 +188,39 @@ func startSource(ctx context.Context, d *download, h hash.Hash, compression stri
 			closeDec()
 		}
 	}
+	// The reader fills buffers; without a decompressor a second goroutine hashes them, so
+	// that the copy from the socket and the hash run on different cores.
+	toHash := s.out
+	if r == nil {
+		toHash = make(chan chunk, 1)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(s.done)
-		defer close(s.out)
-		s.err = s.run(ctx, r, body, h, d.length)
-		if s.err == nil {
+		defer close(toHash)
+		s.err = s.run(ctx, r, body, toHash, d.length)
+		if s.err == nil && r != nil {
 			s.sum = h.Sum(nil)
 		}
 	}()
+	if r == nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(s.out)
+			for c := range toHash {
+				h.Write(c.buf[:c.n])
+				select {
+				case s.out <- c:
+				case <-ctx.Done():
+					s.free <- c.buf
+				}
+			}
+			if s.err == nil {
+				s.sum = h.Sum(nil)
+			}
+		}()
+	}
 	return s, nil
 }
 
@@ -208,7 +230,7 @@ var errTruncated = errors.New("download truncated: the connection ended early")
 // errStalled ends a download that delivered nothing for stallTimeout.
 var errStalled = fmt.Errorf("no data for %v", stallTimeout)
 
-func (s *source) run(ctx context.Context, dec io.Reader, body io.Reader, h hash.Hash, length int64) error {
+func (s *source) run(ctx context.Context, dec io.Reader, body io.Reader, out chan<- chunk, length int64) error {
 	var off int64
 	for {
 		var buf []byte
@@ -223,7 +245,6 @@ func (s *source) run(ctx context.Context, dec io.Reader, body io.Reader, h hash.
 			n, err = io.ReadFull(dec, buf)
 		} else {
 			n, err = io.ReadFull(body, buf)
-			h.Write(buf[:n])
 		}
 		last := false
 		switch {
@@ -239,7 +260,7 @@ func (s *source) run(ctx context.Context, dec io.Reader, body io.Reader, h hash.
 		}
 		if n > 0 {
 			select {
-			case s.out <- chunk{buf: buf, n: n, off: off}:
+			case out <- chunk{buf: buf, n: n, off: off}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}

@@ -38,6 +38,8 @@ type Config struct {
 	ChunkSize int
 	// Depth is how many chunks the download may run ahead of the writes [4].
 	Depth int
+	// Writers is how many raw chunks are written at once [2].
+	Writers int
 	// ProgressInterval is the time between progress reports [1s].
 	ProgressInterval time.Duration
 	// HeaderTimeout bounds the wait for the image server's response headers [60s].
@@ -58,6 +60,9 @@ func New(cfg Config) (*Writer, error) {
 	if cfg.Depth == 0 {
 		cfg.Depth = 4
 	}
+	if cfg.Writers == 0 {
+		cfg.Writers = 2
+	}
 	if cfg.ProgressInterval == 0 {
 		cfg.ProgressInterval = time.Second
 	}
@@ -69,6 +74,8 @@ func New(cfg Config) (*Writer, error) {
 		return nil, fmt.Errorf("image: chunk size %d not a multiple of %d in [1 MiB, 64 MiB]", cfg.ChunkSize, align)
 	case cfg.Depth < 1 || cfg.Depth > 64:
 		return nil, fmt.Errorf("image: depth %d not in [1, 64]", cfg.Depth)
+	case cfg.Writers < 1 || cfg.Writers > cfg.Depth:
+		return nil, fmt.Errorf("image: writers %d not in [1, depth]", cfg.Writers)
 	case cfg.ProgressInterval < 0 || cfg.HeaderTimeout < 0:
 		return nil, errors.New("image: negative interval")
 	}
@@ -186,7 +193,7 @@ func (w *Writer) write(ctx context.Context, args proto.WriteImageArgs, path stri
 		return res, err
 	}
 	defer func() {
-		if err != nil && t.touched {
+		if err != nil && t.touched.Load() {
 			if werr := t.Wipe(); werr != nil {
 				err = fmt.Errorf("%w (and wiping the partition tables failed: %v)", err, werr)
 			} else {
@@ -225,7 +232,7 @@ func (w *Writer) write(ctx context.Context, args proto.WriteImageArgs, path stri
 	var q *qstream
 	switch args.DiskFormat {
 	case proto.DiskFormatRaw:
-		res.VirtualSize, ferr = writeRaw(ctx, src, t, d.length, comp == proto.CompressionNone, rep)
+		res.VirtualSize, ferr = writeRaw(ctx, src, t, d.length, comp == proto.CompressionNone, w.cfg.Writers, rep)
 	case proto.DiskFormatQCOW2:
 		q = newQStream(t, client, d, w.log)
 		ferr = q.run(ctx, src, rep)
@@ -256,7 +263,7 @@ func (w *Writer) write(ctx context.Context, args proto.WriteImageArgs, path stri
 	if err := t.Finish(); err != nil {
 		return res, err
 	}
-	res.WrittenBytes = t.written
+	res.WrittenBytes = t.written.Load()
 	rep.final()
 	return res, nil
 }

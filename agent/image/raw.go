@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,62 +13,97 @@ import (
 // on the target (cheap on devices that offload it, a hole in a file) instead of written.
 const zeroUnit = 1 << 20
 
-// writeRaw writes the stream as is, skipping all-zero units. length is the download's size
-// when known, which for an uncompressed file is the disk's.
-func writeRaw(ctx context.Context, src *source, t *target, length int64, plain bool, rep *reporter) (int64, error) {
+// writeRaw writes the stream as is, skipping all-zero units, with writers chunks in flight
+// (chunks go to distinct offsets, so their order does not matter). length is the download's
+// size when known, which for an uncompressed file is the disk's.
+func writeRaw(ctx context.Context, src *source, t *target, length int64, plain bool, writers int, rep *reporter) (int64, error) {
 	if plain && length >= 0 {
 		if err := t.setSize(length); err != nil {
 			return 0, err
 		}
 	}
-	var end int64
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan chunk)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+		end      atomic.Int64
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if err := writeChunk(t, c); err != nil {
+					fail(err)
+				}
+				src.put(c)
+			}
+		}()
+	}
 	for {
 		c, ok := src.next(ctx)
 		if !ok {
 			break
 		}
-		p := c.buf[:c.n]
-		// Runs of data units are written with one call, straight from the chunk.
-		runStart := -1
-		for i := 0; i < len(p); i += zeroUnit {
-			u := p[i:min(i+zeroUnit, len(p))]
-			if allZero(u) {
-				if runStart >= 0 {
-					if err := t.WriteAt(p[runStart:i], c.off+int64(runStart)); err != nil {
-						src.put(c)
-						return end, err
-					}
-					runStart = -1
-				}
-				if err := t.Zero(c.off+int64(i), int64(len(u))); err != nil {
-					src.put(c)
-					return end, err
-				}
-				continue
-			}
+		if e := c.off + int64(c.n); e > end.Load() {
+			end.Store(e)
+		}
+		select {
+		case work <- c:
+		case <-ctx.Done():
+			src.put(c)
+		}
+		rep.tick()
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return end.Load(), firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return end.Load(), err
+	}
+	if !t.block && (!plain || length < 0) {
+		if err := t.setSize(end.Load()); err != nil {
+			return end.Load(), err
+		}
+	}
+	return end.Load(), nil
+}
+
+// writeChunk writes one chunk: runs of data units with one call each, straight from the
+// chunk, and all-zero units zeroed.
+func writeChunk(t *target, c chunk) error {
+	p := c.buf[:c.n]
+	runStart := -1
+	for i := 0; i < len(p); i += zeroUnit {
+		u := p[i:min(i+zeroUnit, len(p))]
+		if !allZero(u) {
 			if runStart < 0 {
 				runStart = i
 			}
+			continue
 		}
 		if runStart >= 0 {
-			if err := t.WriteAt(p[runStart:], c.off+int64(runStart)); err != nil {
-				src.put(c)
-				return end, err
+			if err := t.pwrite(p[runStart:i], c.off+int64(runStart)); err != nil {
+				return err
 			}
+			runStart = -1
 		}
-		end = c.off + int64(c.n)
-		src.put(c)
-		rep.tick()
-	}
-	if ctx.Err() != nil {
-		return end, ctx.Err()
-	}
-	if !t.block && (!plain || length < 0) {
-		if err := t.setSize(end); err != nil {
-			return end, err
+		if err := t.zero(c.off+int64(i), int64(len(u))); err != nil {
+			return err
 		}
 	}
-	return end, nil
+	if runStart >= 0 {
+		return t.pwrite(p[runStart:], c.off+int64(runStart))
+	}
+	return nil
 }
 
 // reporter sends progress at most once per interval.

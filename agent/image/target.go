@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -37,14 +38,15 @@ type target struct {
 	block  bool     // a block device
 	size   int64    // device size; for a file, the size it was given (grows with writes)
 
-	buf    []byte // coalescer: buf[:n] goes to off
-	bufOff int64
-	bufN   int
+	coalesce int    // coalescer size
+	buf      []byte // coalescer, allocated on first use: buf[:n] goes to off
+	bufOff   int64
+	bufN     int
 
 	zOff, zN int64 // pending zero range
 
-	written int64 // data bytes written
-	touched bool  // anything reached the disk (wipe on failure)
+	written atomic.Int64 // data bytes written
+	touched atomic.Bool  // anything reached the disk (wipe on failure)
 }
 
 func openTarget(path string, coalesce int) (*target, error) {
@@ -62,7 +64,7 @@ func openTarget(path string, coalesce int) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open target: %w", err)
 	}
-	t := &target{path: path, f: f, buf: alignedBuf(coalesce)}
+	t := &target{path: path, f: f, coalesce: coalesce}
 	fi, err = f.Stat()
 	if err != nil {
 		f.Close()
@@ -105,8 +107,11 @@ func (t *target) WriteAt(p []byte, off int64) error {
 			return err
 		}
 	}
-	if t.bufN == 0 && len(p) >= len(t.buf)/4 && isAligned(p, off) {
+	if t.bufN == 0 && len(p) >= t.coalesce/4 && isAligned(p, off) {
 		return t.pwrite(p, off)
+	}
+	if t.buf == nil {
+		t.buf = alignedBuf(t.coalesce)
 	}
 	for len(p) > 0 {
 		if t.bufN == 0 {
@@ -163,24 +168,32 @@ func (t *target) flush() error {
 	return nil
 }
 
+// pwrite writes p at off now: O_DIRECT when aligned. Safe for concurrent use, unlike the
+// coalescing methods.
 func (t *target) pwrite(p []byte, off int64) error {
 	if t.direct == nil || !isAligned(p, off) {
 		return t.pwriteBuffered(p, off)
 	}
-	t.touched = true
+	if t.block && off+int64(len(p)) > t.size {
+		return fmt.Errorf("write at %d+%d past the end of %s (%d bytes)", off, len(p), t.path, t.size)
+	}
+	t.touched.Store(true)
 	if _, err := t.direct.WriteAt(p, off); err != nil {
 		return fmt.Errorf("write %s at %d: %w", t.path, off, err)
 	}
-	t.written += int64(len(p))
+	t.written.Add(int64(len(p)))
 	return nil
 }
 
 func (t *target) pwriteBuffered(p []byte, off int64) error {
-	t.touched = true
+	if t.block && off+int64(len(p)) > t.size {
+		return fmt.Errorf("write at %d+%d past the end of %s (%d bytes)", off, len(p), t.path, t.size)
+	}
+	t.touched.Store(true)
 	if _, err := t.f.WriteAt(p, off); err != nil {
 		return fmt.Errorf("write %s at %d: %w", t.path, off, err)
 	}
-	t.written += int64(len(p))
+	t.written.Add(int64(len(p)))
 	return nil
 }
 
@@ -190,6 +203,11 @@ func (t *target) flushZero() error {
 	}
 	off, n := t.zOff, t.zN
 	t.zN = 0
+	return t.zero(off, n)
+}
+
+// zero zeroes [off, off+n) now. Safe for concurrent use.
+func (t *target) zero(off, n int64) error {
 	if !t.block && off >= t.size {
 		return nil // past the end of a file: reads as zeros once the file is sized
 	}
@@ -199,7 +217,7 @@ func (t *target) flushZero() error {
 	if t.block && off+n > t.size {
 		return fmt.Errorf("zero at %d+%d past the end of %s (%d bytes)", off, n, t.path, t.size)
 	}
-	t.touched = true
+	t.touched.Store(true)
 	if err := zeroRange(t.f, t.block, off, n); err == nil {
 		return nil
 	}
