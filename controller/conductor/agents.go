@@ -3,6 +3,7 @@ package conductor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,7 +41,8 @@ func (c *Conductor) AgentBootParams(ctx context.Context, ident string) (string, 
 }
 
 // AgentConnected is called when a node's agent opens a session: the conductor asks the agent
-// for its status and returns it, for agentlink to record with the node's agent link.
+// for its status and returns it, for agentlink to record with the node's agent link. A node
+// waiting for its agent (wait call-back, clean wait, inspect wait, rescue wait) resumes.
 func (c *Conductor) AgentConnected(ctx context.Context, nodeUUID string) json.RawMessage {
 	if c.cfg.Agents == nil {
 		return nil
@@ -62,6 +64,21 @@ func (c *Conductor) AgentConnected(ctx context.Context, nodeUUID string) json.Ra
 		return nil
 	}
 	log.Debug().Str("agent_version", st.AgentVersion).Str("boot_id", st.BootID).Str("hostname", st.Hostname).Msg("agent status")
+	if n, err := c.store.GetNode(ctx, nodeUUID); err == nil && resumeStates[n.ProvisionState] {
+		// The task that booted the agent may still hold the lock for a moment.
+		for attempt := 0; ; attempt++ {
+			err := c.resumeWithAgent(ctx, nodeUUID)
+			var locked *node.LockedError
+			if errors.As(err, &locked) && attempt < 10 && ctx.Err() == nil {
+				time.Sleep(time.Second)
+				continue
+			}
+			if err != nil {
+				log.Warn().Err(err).Str("state", string(n.ProvisionState)).Msg("resuming the node with its agent failed")
+			}
+			break
+		}
+	}
 	return res.Data
 }
 

@@ -199,6 +199,7 @@ func (c *Conductor) advance(ctx context.Context, n *node.Node, e node.Event, tar
 // callback, held or failed.
 func (c *Conductor) run(ctx context.Context, t *task, d *Driver) {
 	n := t.n
+	ctx = c.withCheckpoint(ctx)
 	for {
 		if err := ctx.Err(); err != nil {
 			c.failTask(context.Background(), t, fmt.Sprintf("The %s operation was interrupted by a shutdown of conductor %s.", n.ProvisionState, c.host))
@@ -251,6 +252,7 @@ func (c *Conductor) step(ctx context.Context, n *node.Node, d *Driver) (node.Eve
 			return node.EvWait, "", "", true
 		}
 		n.InspectionFinishedAt = c.cfg.Now().UTC()
+		c.portsFromInventory(ctx, n)
 		return node.EvDone, "", "", true
 
 	case node.Deploying:
