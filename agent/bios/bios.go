@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferrumhq/ferrum/shared/proto"
 )
@@ -67,16 +68,26 @@ func New(cfg Config) (*BIOS, error) {
 	if cfg.DMIDir == "" {
 		cfg.DMIDir = "/sys/class/dmi/id"
 	}
+	log := cfg.Log.With().Str("component", "bios").Logger()
 	if cfg.Backend == nil {
 		if _, err := os.Stat(DefaultEFIVarsDir); err == nil {
 			v, err := OpenEFIVars(DefaultEFIVarsDir)
+			if err == nil && !v.real {
+				// UEFI boot, efivarfs not mounted yet (the agent is the ramdisk's init).
+				if err := unix.Mount("efivarfs", DefaultEFIVarsDir, "efivarfs", 0, ""); err != nil {
+					log.Warn().Err(err).Msg("mounting efivarfs failed: no UEFI variables")
+				}
+				v, err = OpenEFIVars(DefaultEFIVarsDir)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("bios: %w", err)
 			}
-			cfg.Backend = &EFIBackend{Vars: v}
+			if v.real {
+				cfg.Backend = &EFIBackend{Vars: v}
+			}
 		}
 	}
-	return &BIOS{backend: cfg.Backend, dmiDir: cfg.DMIDir, log: cfg.Log.With().Str("component", "bios").Logger()}, nil
+	return &BIOS{backend: cfg.Backend, dmiDir: cfg.DMIDir, log: log}, nil
 }
 
 // Get reads every setting, the boot entries and the SMBIOS facts.
