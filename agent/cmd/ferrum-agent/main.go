@@ -115,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 func registerCapabilities(r *runner.Runner, log zerolog.Logger) {
 	registerImage(r, log)
 	registerInspect(r, log)
+	registerMachine(r, log)
 	_ = r
 	_ = log
 }
