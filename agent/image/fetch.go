@@ -132,7 +132,7 @@ type chunk struct {
 type source struct {
 	out   chan chunk
 	free  chan []byte // depth+2 buffers
-	err   error // valid once out is closed
+	err   error       // valid once out is closed
 	read  atomic.Int64
 	sum   []byte // valid once out is closed, without err
 	size  int    // chunk size

@@ -34,9 +34,9 @@ type Config struct {
 	Log zerolog.Logger
 	// Resolve resolves root device hints; nil: requests must name their target.
 	Resolve TargetResolver
-	// ChunkSize is the read and write unit of raw images [4 MiB]; qcow2 reads 1 MiB chunks.
+	// ChunkSize is the read and write unit of raw images [2 MiB]; qcow2 reads 1 MiB chunks.
 	ChunkSize int
-	// Depth is how many chunks the download may run ahead of the writes [4].
+	// Depth is how many chunks the download may run ahead of the writes [6].
 	Depth int
 	// Writers is how many raw chunks are written at once [2].
 	Writers int
@@ -55,10 +55,10 @@ type Writer struct {
 // New validates cfg and fills in its defaults.
 func New(cfg Config) (*Writer, error) {
 	if cfg.ChunkSize == 0 {
-		cfg.ChunkSize = 4 << 20
+		cfg.ChunkSize = 2 << 20
 	}
 	if cfg.Depth == 0 {
-		cfg.Depth = 4
+		cfg.Depth = 6
 	}
 	if cfg.Writers == 0 {
 		cfg.Writers = 2

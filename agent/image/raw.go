@@ -17,10 +17,11 @@ const zeroUnit = 1 << 20
 // (chunks go to distinct offsets, so their order does not matter). length is the download's
 // size when known, which for an uncompressed file is the disk's.
 func writeRaw(ctx context.Context, src *source, t *target, length int64, plain bool, writers int, rep *reporter) (int64, error) {
-	if plain && length >= 0 {
-		if err := t.setSize(length); err != nil {
-			return 0, err
-		}
+	if !plain {
+		length = -1 // the download's size is not the disk's
+	}
+	if err := t.setSize(length); err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -69,7 +70,7 @@ func writeRaw(ctx context.Context, src *source, t *target, length int64, plain b
 	if err := ctx.Err(); err != nil {
 		return end.Load(), err
 	}
-	if !t.block && (!plain || length < 0) {
+	if !t.block && length < 0 {
 		if err := t.setSize(end.Load()); err != nil {
 			return end.Load(), err
 		}

@@ -36,6 +36,7 @@ type target struct {
 	f      *os.File // buffered descriptor: unaligned pieces, zeroing, sync
 	direct *os.File // O_DIRECT descriptor, or nil where the file system refuses it
 	block  bool     // a block device
+	fresh  bool     // a file emptied before writing: what is not written reads as zeros
 	size   int64    // device size; for a file, the size it was given (grows with writes)
 
 	coalesce int    // coalescer size
@@ -81,14 +82,24 @@ func openTarget(path string, coalesce int) (*target, error) {
 	return t, nil
 }
 
-// setSize checks that a disk of n bytes fits a device, or makes a file exactly n bytes long
-// (its holes read as zeros).
+// setSize checks that a disk of n bytes fits a device, or makes a file n bytes of holes
+// (n < 0: empty, to grow with the writes), so that nothing needs zeroing.
 func (t *target) setSize(n int64) error {
 	if t.block {
 		if n > t.size {
 			return fmt.Errorf("image of %d bytes does not fit %s (%d bytes)", n, t.path, t.size)
 		}
 		return nil
+	}
+	t.touched.Store(true)
+	if !t.fresh {
+		if err := t.f.Truncate(0); err != nil {
+			return fmt.Errorf("empty target: %w", err)
+		}
+		t.fresh = true
+	}
+	if n < 0 {
+		n = 0
 	}
 	if err := t.f.Truncate(n); err != nil {
 		return fmt.Errorf("size target: %w", err)
@@ -208,6 +219,9 @@ func (t *target) flushZero() error {
 
 // zero zeroes [off, off+n) now. Safe for concurrent use.
 func (t *target) zero(off, n int64) error {
+	if t.fresh {
+		return nil // never written since the file was emptied
+	}
 	if !t.block && off >= t.size {
 		return nil // past the end of a file: reads as zeros once the file is sized
 	}

@@ -189,7 +189,7 @@ func run(ctx context.Context, c config) error {
 	fi, _ := os.Stat(raw)
 	rawRes := []result{
 		{name: "ferrum-agent write-image (sha256 verified, O_DIRECT)", virtual: fi.Size()},
-		{name: "curl | dd bs=4M oflag=direct conv=fsync (no checksum)", virtual: fi.Size()},
+		{name: "curl \\| dd bs=4M oflag=direct conv=fsync (no checksum)", virtual: fi.Size()},
 		{name: "download + sha256 only, no write (the hash ceiling)", virtual: fi.Size()},
 	}
 	for i := range c.runs {
@@ -248,7 +248,7 @@ func run(ctx context.Context, c config) error {
 	// 3. sparse raw
 	sres := []result{
 		{name: "ferrum-agent write-image (zero MiBs zeroed, not written)", virtual: c.sparseSize},
-		{name: "curl | dd bs=4M oflag=direct conv=fsync", virtual: c.sparseSize},
+		{name: "curl \\| dd bs=4M oflag=direct conv=fsync", virtual: c.sparseSize},
 	}
 	for i := range c.runs {
 		log("sparse run %d", i+1)
