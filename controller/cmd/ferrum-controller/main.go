@@ -22,12 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/ferrumhq/ferrum/controller/agentdeploy"
 	"github.com/ferrumhq/ferrum/controller/api"
 	"github.com/ferrumhq/ferrum/controller/conductor"
 	"github.com/ferrumhq/ferrum/controller/config"
 	"github.com/ferrumhq/ferrum/controller/hardware/fake"
 	"github.com/ferrumhq/ferrum/controller/httpauth"
 	"github.com/ferrumhq/ferrum/controller/metrics"
+	"github.com/ferrumhq/ferrum/controller/node"
 	"github.com/ferrumhq/ferrum/controller/power/ipmi"
 )
 
@@ -83,7 +85,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer bmcs.Close() // after the conductor has stopped using it
-	ipmiHW, err := ipmi.NewHardware(ipmi.HardwareConfig{Driver: bmcs})
+	var others func(*node.Node, *conductor.Driver) error
+	if ag := agents.agents(); ag != nil {
+		ad, err := agentdeploy.New(agentdeploy.Config{Agents: ag, Log: log})
+		if err != nil {
+			return err
+		}
+		others = func(n *node.Node, d *conductor.Driver) error { ad.Fill(n, d); return nil }
+	}
+	ipmiHW, err := ipmi.NewHardware(ipmi.HardwareConfig{Driver: bmcs, Others: others})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ const Name = "ipmi"
 // default configuration picks it. Interfaces Ferrum does not implement yet (deploy, boot,
 // inspect, rescue, raid) are accepted by name and provided by HardwareConfig.Others.
 var supported = map[string][]string{
-	"bios":       {"no-bios"},
+	"bios":       {"no-bios", "agent"},
 	"boot":       {"ipxe", "pxe"},
 	"console":    {"no-console"},
 	"deploy":     {"direct", "ramdisk"},
@@ -35,10 +35,11 @@ var supported = map[string][]string{
 // HardwareConfig configures the ipmi hardware type.
 type HardwareConfig struct {
 	Driver *Driver // required: talks to the BMCs
-	// Others builds the interfaces that are not IPMI's (deploy, boot, inspect, rescue, raid)
-	// for a node; nil leaves them unsupported, so only power, management and the provision
-	// steps that need nothing else (manage, adopt checks aside) work.
-	Others func(n *node.Node) (*conductor.Driver, error)
+	// Others fills in the interfaces that are not IPMI's (deploy, boot, inspect, rescue,
+	// raid, bios) of a node's driver, whose Power and Management are already set (the agent
+	// deploy boots through them); nil leaves them unsupported, so only power, management and
+	// the provision steps that need nothing else work.
+	Others func(n *node.Node, d *conductor.Driver) error
 }
 
 // Hardware is the `ipmi` hardware type (conductor.HardwareType).
@@ -70,21 +71,15 @@ func (h *Hardware) Supported() map[string][]string {
 
 // Driver implements conductor.HardwareType.
 func (h *Hardware) Driver(n *node.Node) (*conductor.Driver, error) {
-	d := &conductor.Driver{}
-	if h.cfg.Others != nil {
-		o, err := h.cfg.Others(n)
-		if err != nil {
-			return nil, err
-		}
-		if o != nil {
-			*d = *o
-		}
-	}
-	d.Power = h.power
+	d := &conductor.Driver{Power: h.power, Management: h.mgmt}
 	if n.Interfaces.Management == "noop" {
 		d.Management = noopManagement{}
-	} else {
-		d.Management = h.mgmt
+	}
+	if h.cfg.Others != nil {
+		if err := h.cfg.Others(n, d); err != nil {
+			return nil, err
+		}
+		d.Power = h.power // Others may not replace IPMI's own
 	}
 	return d, nil
 }
