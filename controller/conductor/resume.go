@@ -124,4 +124,3 @@ func (c *Conductor) portsFromInventory(ctx context.Context, n *node.Node) {
 		c.log.Info().Str("node_id", n.UUID).Str("address", mac).Str("interface", i.Name).Msg("port created from inspection")
 	}
 }
-
