@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-setup unit vet fuzz bench bench-agentlink bench-powersync bench-cluster clean initramfs
+.PHONY: all build run test test-setup unit vet fuzz bench bench-image bench-agentlink bench-powersync bench-cluster clean initramfs
 
 all: build
 
@@ -72,6 +72,13 @@ bench-cluster:
 	rc=$$?; bash controller/store/postgres/test-setup.sh stop $$pg; exit $$rc
 
 # Power sync over IPMI: (a) 200 ipmi_sim BMCs against ipmitool, (b) 10,000 go-ipmi BMCs.
+# Image writing (docs/benchmarks.md): raw, 10 GiB-virtual qcow2 and sparse raw over loopback
+# HTTP, ferrum-agent against curl | dd and Ironic's download-then-qemu-img; a few minutes.
+bench-image:
+	bash agent/image/test-setup.sh
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ferrum-agent ./agent/cmd/ferrum-agent
+	$(GO) run ./agent/bench/imagewrite -agent $(BIN)/ferrum-agent
+
 bench-powersync: test-setup
 	$(GO) run ./controller/bench/powersync -mode ipmisim -n 200
 	$(GO) run ./controller/bench/powersync -mode fleet -n 10000
