@@ -71,7 +71,6 @@ bench-cluster:
 	FERRUM_PG_DSN=$$dsn $(GO) run ./controller/bench/cluster -nodes 3000 -controllers 1,3; \
 	rc=$$?; bash controller/store/postgres/test-setup.sh stop $$pg; exit $$rc
 
-# Power sync over IPMI: (a) 200 ipmi_sim BMCs against ipmitool, (b) 10,000 go-ipmi BMCs.
 # Image writing (docs/benchmarks.md): raw, 10 GiB-virtual qcow2 and sparse raw over loopback
 # HTTP, ferrum-agent against curl | dd and Ironic's download-then-qemu-img; a few minutes.
 bench-image:
@@ -79,6 +78,7 @@ bench-image:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ferrum-agent ./agent/cmd/ferrum-agent
 	$(GO) run ./agent/bench/imagewrite -agent $(BIN)/ferrum-agent
 
+# Power sync over IPMI: (a) 200 ipmi_sim BMCs against ipmitool, (b) 10,000 go-ipmi BMCs.
 bench-powersync: test-setup
 	$(GO) run ./controller/bench/powersync -mode ipmisim -n 200
 	$(GO) run ./controller/bench/powersync -mode fleet -n 10000
