@@ -17,7 +17,7 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
-	"github.com/diskfs/go-diskfs/partition/gpt"
+	gpt "github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
@@ -217,7 +217,7 @@ func gptImage(t *testing.T, imgSize, diskSize int64) string {
 	f.Truncate(imgSize)
 	tbl := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, Partitions: []*gpt.Partition{
 		{Index: 1, Start: 2048, End: 4095, Type: gpt.EFISystemPartition, Name: "esp"},
-		{Index: 2, Start: 4096, End: uint64(imgSize/512) - 34, Type: linuxFilesystem, Name: "root"},
+		{Index: 2, Start: 4096, End: uint64(imgSize/512) - 34, Type: gpt.LinuxFilesystem, Name: "root"},
 	}}
 	w, _ := file.New(f, false).Writable()
 	if err := tbl.Write(w, imgSize); err != nil {

@@ -10,10 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"golang.org/x/sys/unix"
 
+	"github.com/ferrumhq/ferrum/agent/internal/gpt"
 	"github.com/ferrumhq/ferrum/shared/proto"
 )
 
@@ -23,8 +22,6 @@ const (
 	alignment = 1 << 20
 	// mbrLimit is the last byte an MBR partition can reach (2 TiB of 512-byte sectors).
 	mbrLimit = int64(1<<32) * 512
-	// linuxFilesystem is the GPT type sgdisk gives a new partition.
-	linuxFilesystem gpt.Type = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 	// mbrFAT32LBA is the MBR type parted's "mkpart primary fat32" writes.
 	mbrFAT32LBA = 0x0C
 )
@@ -135,54 +132,43 @@ func place(d *disk, img []byte) (proto.ConfigDriveResult, error) {
 }
 
 func placeGPT(d *disk, img []byte, res *proto.ConfigDriveResult) error {
-	b := file.New(d.f, false)
-	t, err := gpt.Read(b, int(d.sector), int(d.sector))
+	t, err := gpt.Read(d.f, d.size, d.sector)
 	if err != nil {
 		return fmt.Errorf("read GPT of %s: %w", d.path, err)
 	}
-	used := map[int]bool{}
 	var lastEnd uint64
-	for _, p := range t.Partitions {
-		if p.Type == gpt.Unused {
-			continue
-		}
-		used[p.Index] = true
-		lastEnd = max(lastEnd, p.End)
-		if hasLabel(d.f, int64(p.Start)*d.sector) {
-			res.Partition, res.PartitionNumber, res.PartitionUUID = PartName(d.path, p.Index), p.Index, strings.ToLower(p.GUID)
-			res.Offset, res.Size, res.Reused = int64(p.Start)*d.sector, int64(p.End-p.Start+1)*d.sector, true
+	for _, p := range t.Partitions() {
+		lastEnd = max(lastEnd, p.Last)
+		if hasLabel(d.f, int64(p.First)*d.sector) {
+			res.Partition, res.PartitionNumber, res.PartitionUUID = PartName(d.path, p.Number), p.Number, strings.ToLower(p.GUID)
+			res.Offset, res.Size, res.Reused = int64(p.First)*d.sector, int64(p.Last-p.First+1)*d.sector, true
 			return nil
 		}
 	}
 	// Move the backup GPT to the end of the disk (sgdisk -e): an image smaller than the disk
 	// left it in the middle.
-	t.Resize(uint64(d.size / d.sector * d.sector))
-	last := t.LastDataSector()
+	if err := t.Resize(d.size); err != nil {
+		return fmt.Errorf("%s: %w", d.path, err)
+	}
+	last := t.LastUsable
 	align := uint64(alignment / d.sector)
 	n := uint64(partBytes / d.sector)
 	if last+1 < n {
 		return fmt.Errorf("%s is too small for a %d MiB config drive partition", d.path, partBytes>>20)
 	}
 	start := (last + 1 - n) / align * align
-	if start <= lastEnd {
+	if start <= lastEnd || start < t.FirstUsable {
 		return fmt.Errorf("no room for a %d MiB config drive partition at the end of %s: its last partition ends at byte %d of %d",
 			partBytes>>20, d.path, (lastEnd+1)*uint64(d.sector), d.size)
 	}
-	idx := 1
-	for used[idx] {
-		idx++
-	}
-	p := &gpt.Partition{Index: idx, Start: start, End: last, Type: linuxFilesystem, Name: Label}
-	t.Partitions = append(t.Partitions, p)
-	t.ProtectiveMBR = true
-	w, err := b.Writable()
+	p, err := t.Add(gpt.Partition{Type: gpt.TypeLinuxFilesystem, First: start, Last: last, Name: Label})
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", d.path, err)
 	}
-	if err := t.Write(w, d.size); err != nil {
+	if err := t.Write(d.f, d.f, d.size); err != nil {
 		return fmt.Errorf("write GPT of %s: %w", d.path, err)
 	}
-	res.Partition, res.PartitionNumber, res.PartitionUUID = PartName(d.path, idx), idx, strings.ToLower(p.GUID)
+	res.Partition, res.PartitionNumber, res.PartitionUUID = PartName(d.path, p.Number), p.Number, strings.ToLower(p.GUID)
 	res.Offset, res.Size = int64(start)*d.sector, int64(last-start+1)*d.sector
 	return nil
 }

@@ -9,13 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/ferrumhq/ferrum/agent/clean"
+	"github.com/ferrumhq/ferrum/agent/internal/gpt"
 	"github.com/ferrumhq/ferrum/shared/proto"
 )
 
@@ -125,9 +124,16 @@ func needGPTParser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true, Partitions: parts}
-	w, _ := file.New(f, false).Writable()
-	if err := tbl.Write(w, 16<<20); err != nil {
+	tbl, err := gpt.New(16<<20, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if _, err := tbl.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tbl.Write(f, nil, 16<<20); err != nil {
 		t.Fatal(err)
 	}
 	f.Sync()

@@ -10,10 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"golang.org/x/sys/unix"
 
+	"github.com/ferrumhq/ferrum/agent/internal/gpt"
 	"github.com/ferrumhq/ferrum/shared/proto"
 )
 
@@ -35,32 +34,33 @@ func PartName(disk string, n int) string {
 
 // layout returns the GPT partitions of a member disk of size bytes and the partition numbers
 // holding each logical disk.
-func layout(size, sector int64, lds []proto.LogicalDisk, bootMode string) ([]*gpt.Partition, []int, error) {
-	align := alignBytes / sector
-	entrySectors := (128*128 + sector - 1) / sector
-	lastUsable := size/sector - 2 - entrySectors
-	lastAligned := (lastUsable+1)/align*align - 1
-	var parts []*gpt.Partition
+func layout(size, sector int64, lds []proto.LogicalDisk, bootMode string) ([]gpt.Partition, []int, error) {
+	t, err := gpt.New(size, sector)
+	if err != nil {
+		return nil, nil, err
+	}
+	align := uint64(alignBytes / sector)
+	lastAligned := (t.LastUsable+1)/align*align - 1
+	var parts []gpt.Partition
 	start := align
 	if bootMode == proto.BootModeBIOS {
-		n := biosGrubSize / sector
-		parts = append(parts, &gpt.Partition{Index: 1, Start: uint64(start), End: uint64(start + n - 1), Type: gpt.BIOSBoot, Name: "bios_grub"})
+		n := uint64(biosGrubSize / sector)
+		parts = append(parts, gpt.Partition{Number: 1, First: start, Last: start + n - 1, Type: gpt.TypeBIOSBoot, Name: "bios_grub"})
 		start += n
 	} else {
-		start += espSlotBytes / sector
+		start += uint64(espSlotBytes / sector)
 	}
 	var nums []int
 	for i, ld := range lds {
 		end := lastAligned
 		if !ld.SizeGB.Max {
-			end = start + ld.SizeGB.GB<<30/sector - 1
+			end = start + uint64(ld.SizeGB.GB)<<30/uint64(sector) - 1
 		}
-		if end > lastAligned || end < start {
+		if end > lastAligned || end < start || lastAligned < start {
 			return nil, nil, fmt.Errorf("logical disk %d (%s GiB) does not fit: the disk has %d bytes", i, ld.SizeGB, size)
 		}
 		idx := len(parts) + 1
-		parts = append(parts, &gpt.Partition{Index: idx, Start: uint64(start), End: uint64(end), Type: gpt.LinuxRAID,
-			Name: "raid-" + strconv.Itoa(i)})
+		parts = append(parts, gpt.Partition{Number: idx, First: start, Last: end, Type: gpt.TypeLinuxRAID, Name: "raid-" + strconv.Itoa(i)})
 		nums = append(nums, idx)
 		start = end + 1
 	}
@@ -108,12 +108,16 @@ func (r *RAID) partition(ctx context.Context, disk string, lds []proto.LogicalDi
 	if err != nil {
 		return nil, fmt.Errorf("create_raid: %s: %w", disk, err)
 	}
-	table := &gpt.Table{LogicalSectorSize: int(sector), PhysicalSectorSize: int(sector), ProtectiveMBR: true, Partitions: parts}
-	w, err := file.New(f, false).Writable()
+	table, err := gpt.New(size, sector)
 	if err != nil {
 		return nil, fmt.Errorf("create_raid: %s: %w", disk, err)
 	}
-	if err := table.Write(w, size); err != nil {
+	for _, p := range parts {
+		if _, err := table.Add(p); err != nil {
+			return nil, fmt.Errorf("create_raid: %s: %w", disk, err)
+		}
+	}
+	if err := table.Write(f, nil, size); err != nil {
 		return nil, fmt.Errorf("create_raid: partition %s: %w", disk, err)
 	}
 	if err := f.Sync(); err != nil {
