@@ -1,13 +1,17 @@
 package image
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrumhq/ferrum/shared/proto"
 )
@@ -119,6 +123,36 @@ func TestWriteQCOW2(t *testing.T) {
 			}
 		})
 	}
+
+	// A server whose file changes between the download and the re-reads (and which ignores
+	// the conditional headers): the run hashes catch it.
+	t.Run("changed-on-server", func(t *testing.T) {
+		src := filepath.Join(dir, "l1-at-end.qcow2")
+		orig, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := bytes.Clone(orig)
+		for i := 2 * mib; i < len(changed); i += 4096 {
+			changed[i] ^= 0xff
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b := orig
+			if r.Header.Get("Range") != "" {
+				b = changed
+				r.Header.Del("If-Unmodified-Since")
+				r.Header.Del("If-Match")
+			}
+			http.ServeContent(w, r, "x.qcow2", time.Time{}, bytes.NewReader(b))
+		}))
+		defer srv.Close()
+		target := filepath.Join(t.TempDir(), "target")
+		_, err = newWriter(t).Write(context.Background(), proto.WriteImageArgs{URLs: []string{srv.URL + "/x.qcow2"},
+			DiskFormat: "qcow2", OSHashAlgo: "sha256", OSHashValue: sha256File(t, src), Target: target}, nil)
+		if proto.CodeOf(err) != proto.CodeFailed || !strings.Contains(err.Error(), "changed on the server") {
+			t.Fatalf("Write = %v, want a failure saying the image changed", err)
+		}
+	})
 
 	// The same late image from a server that ignores Range: a clear error naming the fix.
 	t.Run("late-without-range", func(t *testing.T) {
