@@ -23,6 +23,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ferrumhq/ferrum/agent/inspect/hints"
 	"github.com/ferrumhq/ferrum/agent/internal/blockdev"
 	"github.com/ferrumhq/ferrum/shared/proto"
 )
@@ -206,8 +207,9 @@ func nextMD(used map[string]bool) string {
 	}
 }
 
-// members resolves the member disks: physical_disks, else args.Devices, else every writable,
-// non-removable disk of the node.
+// members resolves the member disks: physical_disks (device names or root device hints, each
+// entry the first matching disk in name order not chosen yet), else args.Devices, else every
+// writable, non-removable disk of the node.
 func (r *RAID) members(args proto.CreateRAIDArgs) ([]string, error) {
 	phys := args.TargetRAIDConfig.LogicalDisks[0].PhysicalDisks
 	if len(phys) == 0 && len(args.Devices) > 0 {
@@ -231,78 +233,30 @@ func (r *RAID) members(args proto.CreateRAIDArgs) ([]string, error) {
 	}
 	var out []string
 	for _, raw := range phys {
-		name, hints, err := proto.ParsePhysicalDisk(raw)
+		name, m, err := proto.ParsePhysicalDisk(raw)
 		if err != nil {
 			return nil, proto.Errorf(proto.CodeBadRequest, "create_raid: %v", err)
 		}
-		d, err := match(disks, name, hints)
+		if name != "" {
+			m = map[string]any{"name": name}
+		}
+		hs, err := hints.Parse(m)
 		if err != nil {
-			return nil, err
+			return nil, proto.Errorf(proto.CodeBadRequest, "create_raid: physical_disks: %v", err)
 		}
-		if slices.Contains(out, d) {
-			return nil, fmt.Errorf("create_raid: physical disk %s matched twice", d)
+		var free []blockdev.Disk // disks not chosen yet, md arrays left out
+		for _, d := range disks {
+			if d.Type == "disk" && !slices.Contains(out, d.Name) {
+				free = append(free, d)
+			}
 		}
-		out = append(out, d)
+		d, _, err := hints.SelectParsed(free, hs)
+		if err != nil {
+			return nil, fmt.Errorf("create_raid: physical_disks entry %s: %w", raw, err)
+		}
+		out = append(out, d.Name)
 	}
 	return out, nil
-}
-
-// match finds the disk a physical_disks entry names. Hints compare exactly (an "s==" or "=="
-// operator prefix is allowed); size is in GiB.
-func match(disks []blockdev.Disk, name string, hints map[string]any) (string, error) {
-	if name != "" {
-		hints = map[string]any{"name": name}
-	}
-	var found []string
-	for _, d := range disks {
-		if d.Type != "disk" {
-			continue
-		}
-		ok := true
-		for k, v := range hints {
-			want := strings.TrimSpace(fmt.Sprint(v))
-			want = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(want, "s=="), "=="))
-			var got string
-			switch k {
-			case "name":
-				got = d.Name
-				if !strings.HasPrefix(want, "/dev/") {
-					want = "/dev/" + want
-				}
-			case "serial":
-				got = d.Serial
-			case "model":
-				got = d.Model
-			case "vendor":
-				got = d.Vendor
-			case "wwn":
-				got = d.WWN
-			case "hctl":
-				got = d.HCTL
-			case "by_path":
-				got = d.ByPath
-			case "size":
-				got = strconv.FormatInt(d.Size>>30, 10)
-			case "rotational":
-				got = strconv.FormatBool(d.Rotational)
-			default:
-				return "", proto.Errorf(proto.CodeBadRequest, "create_raid: physical_disks hint %q not supported", k)
-			}
-			if !strings.EqualFold(got, want) {
-				ok = false
-			}
-		}
-		if ok {
-			found = append(found, d.Name)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("create_raid: no disk matches physical_disks entry %v", hints)
-	case 1:
-		return found[0], nil
-	}
-	return "", fmt.Errorf("create_raid: physical_disks entry %v matches %d disks (%s)", hints, len(found), strings.Join(found, ", "))
 }
 
 // Delete runs delete_raid: stop every array, zero its members' superblocks, and wipe the member

@@ -272,10 +272,9 @@ func TestCreateErrors(t *testing.T) {
 		{"partitioned-disk", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(nil), Devices: []string{d0, used}}, "", "has a partition table"},
 		{"raid5-on-two", proto.CreateRAIDArgs{TargetRAIDConfig: proto.RAIDConfig{LogicalDisks: []proto.LogicalDisk{
 			ld("1", proto.RAIDSize{GB: 1}, nil), ld("5", proto.RAIDSize{Max: true}, nil)}}, Devices: []string{d0, d1}}, proto.CodeBadRequest, "at least 3"},
-		{"hint-matches-two", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`{"serial":"S1"}`, `{"serial":"s== S2"}`))}, "", "matches 2 disks"},
-		{"hint-matches-none", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`"/dev/sda"`, `{"serial":"S9"}`))}, "", "no disk matches"},
-		{"same-disk-twice", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`"/dev/sda"`, `{"serial":"S1"}`))}, "", "matched twice"},
-		{"unknown-hint", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`"/dev/sda"`, `{"color":"red"}`))}, proto.CodeBadRequest, "not supported"},
+		{"hint-matches-none", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`"/dev/sda"`, `{"serial":"S9"}`))}, "", "S9"},
+		{"same-disk-twice", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`"/dev/sda"`, `{"serial":"S1"}`))}, "", "S1"},
+		{"unknown-hint", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`"/dev/sda"`, `{"color":"red"}`))}, proto.CodeBadRequest, "unknown hint"},
 		{"not-enough-disks", proto.CreateRAIDArgs{TargetRAIDConfig: raid1(nil)}, "", ""},
 	}
 	for _, tc := range tests {
@@ -291,11 +290,20 @@ func TestCreateErrors(t *testing.T) {
 			}
 		})
 	}
-	// Hints that pick one disk each resolve to those disks.
+	// Each entry is the first disk in name order it matches that no earlier entry took.
 	r, _ := newRAID(t, &fakeExec{}, sys, disks...)
-	got, err := r.members(proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(`"sda"`, `{"serial":"S2","size":200}`))})
-	if err != nil || !cmp.Equal(got, []string{"/dev/sda", "/dev/sdc"}) {
-		t.Errorf("members() = %v, %v", got, err)
+	for _, tc := range []struct {
+		phys []string
+		want []string
+	}{
+		{[]string{`"sda"`, `{"serial":"S2","size":200}`}, []string{"/dev/sda", "/dev/sdc"}},
+		{[]string{`{"serial":"s== S2"}`, `{"serial":"S2"}`}, []string{"/dev/sdb", "/dev/sdc"}},
+		{[]string{`{"size":">= 100"}`, `{"size":">= 100"}`, `{"size":">= 100"}`}, []string{"/dev/sda", "/dev/sdb", "/dev/sdc"}},
+	} {
+		got, err := r.members(proto.CreateRAIDArgs{TargetRAIDConfig: raid1(phys(tc.phys...))})
+		if err != nil || !cmp.Equal(got, tc.want) {
+			t.Errorf("members(%v) = %v, %v; want %v", tc.phys, got, err, tc.want)
+		}
 	}
 }
 
