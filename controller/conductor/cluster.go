@@ -49,8 +49,14 @@ func (c *Conductor) refreshMembership(ctx context.Context) (*members, []string, 
 	byRing := map[string][]string{}
 	var dead []string
 	for _, cd := range conds {
-		// This conductor is alive as far as it is concerned: it just heartbeated, or tries to.
-		if cd.Hostname != c.host && !c.alive(cd, now) {
+		if cd.Hostname == c.host {
+			// Its own heartbeats, timed on the local monotonic clock: when they have failed
+			// for HeartbeatTimeout the others have taken its nodes, so it stops running their
+			// periodic work too (its reservations are left to the others to release).
+			if time.Since(c.lastBeat()) >= c.cfg.HeartbeatTimeout {
+				continue
+			}
+		} else if !c.alive(cd, now) {
 			dead = append(dead, cd.Hostname)
 			continue
 		}
@@ -89,6 +95,13 @@ func (c *Conductor) owns(n *node.Node) bool { return c.ownerOf(n) == c.host }
 // NodeConductor is the conductor a node is mapped to (the API's "conductor" field): its hash
 // ring owner, or "" when no live conductor serves its group and driver.
 func (c *Conductor) NodeConductor(n *node.Node) string { return c.ownerOf(n) }
+
+// lastBeat is when this conductor's row was last refreshed.
+func (c *Conductor) lastBeat() time.Time {
+	c.beatMu.Lock()
+	defer c.beatMu.Unlock()
+	return c.beat
+}
 
 // heartbeat refreshes this conductor's row, reads the others', and takes over the nodes of
 // conductors that died since the last view.

@@ -2,9 +2,11 @@ package conductor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,12 +15,13 @@ import (
 	"github.com/ferrumhq/ferrum/controller/node"
 )
 
-// clusterTiming makes conductors heartbeat every 50ms and die after 1s of silence.
+// clusterTiming makes conductors heartbeat every 100ms and die after 3s of silence (less
+// flakes under -race on a loaded machine, where SQLite commits can queue for a second).
 func clusterTiming(host string) func(*conductor.Config) {
 	return func(c *conductor.Config) {
 		c.Hostname = host
-		c.HeartbeatInterval = 50 * time.Millisecond
-		c.HeartbeatTimeout = time.Second
+		c.HeartbeatInterval = 100 * time.Millisecond
+		c.HeartbeatTimeout = 3 * time.Second
 		c.PowerSyncInterval = -1
 		c.PowerFailureRecoveryInterval = -1
 	}
@@ -99,7 +102,7 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 	kill, killed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(killed)
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
@@ -131,17 +134,17 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 		}
 	}
 	b := startEnv(t, path, clusterTiming("ctl-b"))
-	share := waitOwners(t, 3*time.Second, uuids, []string{"ctl-a", "ctl-b", "ghost"}, a, b)
+	share := waitOwners(t, 10*time.Second, uuids, []string{"ctl-a", "ctl-b", "ghost"}, a, b)
 	t.Logf("with the ghost alive: %v", share)
 
 	// The ghost's row goes stale: its nodes become the others'.
 	close(kill)
 	<-killed
 	start := time.Now()
-	share = waitOwners(t, 3*time.Second, uuids, []string{"ctl-a", "ctl-b"}, a, b)
+	share = waitOwners(t, 10*time.Second, uuids, []string{"ctl-a", "ctl-b"}, a, b)
 	t.Logf("ghost dead after %v: %v", time.Since(start), share)
 	for id, want := range inFlight {
-		deadline := time.Now().Add(3 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for {
 			n, err := a.c.GetNode(ctx, id)
 			if err != nil {
@@ -176,7 +179,7 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 
 	// A conductor joining takes its share; when it leaves, the others take it back.
 	c := startEnv(t, path, clusterTiming("ctl-c"))
-	share = waitOwners(t, 3*time.Second, uuids, []string{"ctl-a", "ctl-b", "ctl-c"}, a, b, c)
+	share = waitOwners(t, 10*time.Second, uuids, []string{"ctl-a", "ctl-b", "ctl-c"}, a, b, c)
 	t.Logf("after ctl-c joined: %v", share)
 	// Power sync reads only the nodes each conductor owns: each node once per round.
 	synced := 0
@@ -197,5 +200,60 @@ func TestClusterTakeOverJoinLeave(t *testing.T) {
 	if err := c.c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitOwners(t, 3*time.Second, uuids, []string{"ctl-a", "ctl-b"}, a, b)
+	waitOwners(t, 10*time.Second, uuids, []string{"ctl-a", "ctl-b"}, a, b)
+}
+
+// failingBeats fails RegisterConductor once failing is set: a conductor cut off from the
+// database's heartbeat table.
+type failingBeats struct {
+	conductor.Store
+	failing atomic.Bool
+}
+
+func (f *failingBeats) RegisterConductor(ctx context.Context, c *node.Conductor) error {
+	if f.failing.Load() {
+		return errors.New("heartbeat lost")
+	}
+	return f.Store.RegisterConductor(ctx, c)
+}
+
+// TestClusterSelfFencing: a conductor whose heartbeats fail for HeartbeatTimeout stops owning
+// nodes, at about the time the others take them over, so their periodic work never runs twice
+// for long.
+func TestClusterSelfFencing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ferrum.db")
+	a := startEnv(t, path, clusterTiming("ctl-a"))
+	beats := &failingBeats{}
+	f := startEnv(t, path, func(c *conductor.Config) {
+		clusterTiming("ctl-f")(c)
+		beats.Store = c.Store
+		c.Store = beats
+	})
+	var uuids []string
+	for i := range 30 {
+		uuids = append(uuids, a.create(t, &node.Node{Name: fmt.Sprintf("f%02d", i)}).UUID)
+	}
+	waitOwners(t, 10*time.Second, uuids, []string{"ctl-a", "ctl-f"}, a, f)
+	beats.failing.Store(true)
+	waitOwners(t, 10*time.Second, uuids, []string{"ctl-a"}, a)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		owned := 0
+		for _, id := range uuids {
+			n, err := f.c.GetNode(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.c.NodeConductor(n) == "ctl-f" {
+				owned++
+			}
+		}
+		if owned == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ctl-f still owns %d nodes after its heartbeats failed for 10s", owned)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

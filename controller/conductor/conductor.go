@@ -189,6 +189,8 @@ type Conductor struct {
 
 	members        atomic.Pointer[members] // the live conductors and hash rings, from the last heartbeat
 	lastOrphanScan time.Time               // owned by the heartbeat periodic
+	beatMu         sync.Mutex
+	beat           time.Time // the last successful heartbeat (monotonic clock)
 
 	syncMu      sync.Mutex // one power sync pass at a time
 	syncCountMu sync.Mutex
@@ -311,8 +313,15 @@ func (c *Conductor) register(ctx context.Context) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return c.store.RegisterConductor(ctx, &node.Conductor{Hostname: c.host,
+	start := time.Now()
+	err := c.store.RegisterConductor(ctx, &node.Conductor{Hostname: c.host,
 		ConductorGroup: c.cfg.ConductorGroup, Drivers: names, Online: true})
+	if err == nil {
+		c.beatMu.Lock()
+		c.beat = start
+		c.beatMu.Unlock()
+	}
+	return err
 }
 
 // every runs f every d until Close; runs are never concurrent with each other.
