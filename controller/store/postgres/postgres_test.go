@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,4 +89,33 @@ func TestSharedConformance(t *testing.T) {
 		}
 		return stores[0], stores[1]
 	})
+}
+
+// TestOpenConfig: bad configurations are refused before any connection, and the password of
+// a malformed DSN never reaches the error.
+func TestOpenConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"dsn/missing", Config{}, "Config.DSN is required"},
+		{"max-conns/negative", Config{DSN: "postgres://localhost/x", MaxConns: -1}, "must not be negative"},
+		{"dsn/malformed", Config{DSN: "postgres://u:hunter2@[::1/x"}, "not a valid connection string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tc.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%+v) = nil error, want %q", tc.cfg, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Open = %v, want an error containing %q", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Open error %q shows the password", err)
+			}
+		})
+	}
 }
