@@ -40,11 +40,17 @@ start)
 	[ "$(id -u)" -eq 0 ] && chown postgres: "$dir" && chmod 700 "$dir"
 	as "$bin/initdb" -D "$dir/data" -U ferrum --auth=trust --locale=C.UTF-8 --encoding=UTF8 >"$dir/initdb.log" 2>&1 ||
 		{ cat "$dir/initdb.log" >&2; exit 1; }
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-		"-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB" >/dev/null ||
-		{ cat "$dir/server.log" >&2; exit 1; }
-	echo "postgres://ferrum@127.0.0.1:$port/postgres?sslmode=disable"
+	# A random port; another one when it is taken.
+	for attempt in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 40000))
+		if as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
+			"-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB" >/dev/null; then
+			echo "postgres://ferrum@127.0.0.1:$port/postgres?sslmode=disable"
+			exit 0
+		fi
+	done
+	cat "$dir/server.log" >&2
+	exit 1
 	;;
 stop)
 	dir=${2:?usage: test-setup.sh stop DIR}
