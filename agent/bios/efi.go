@@ -161,8 +161,11 @@ func (e *EFIBackend) Apply(ctx context.Context, settings []proto.BIOSSettingValu
 	changed := []string{}
 	reboot := false
 	for _, w := range ws {
-		_, cur, err := e.Vars.Get(w.name, w.guid)
+		attrs, cur, err := e.Vars.Get(w.name, w.guid)
 		exists := err == nil
+		if !exists {
+			attrs = AttrNVBSRT
+		} // else keep the variable's attributes: firmware refuses to change them
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return changed, reboot, err
 		}
@@ -172,7 +175,7 @@ func (e *EFIBackend) Apply(ctx context.Context, settings []proto.BIOSSettingValu
 		case w.data == nil:
 			err = e.Vars.Delete(w.name, w.guid)
 		default:
-			err = e.Vars.Set(w.name, w.guid, AttrNVBSRT, w.data)
+			err = e.Vars.Set(w.name, w.guid, attrs, w.data)
 		}
 		if err != nil {
 			return changed, reboot, fmt.Errorf("setting %s: %w", w.setting, err)
