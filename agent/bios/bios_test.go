@@ -329,3 +329,17 @@ func FuzzParseLoadOption(f *testing.F) {
 		}
 	})
 }
+
+func TestApplyKeepsAttributes(t *testing.T) {
+	dir, v := fakeEFI(t)
+	const volatile = AttrBootserviceAccess | AttrRuntimeAccess
+	if err := os.WriteFile(filepath.Join(dir, "Timeout-"+GlobalGUID), []byte{byte(volatile), 0, 0, 0, 5, 0}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newBIOS(t, v).Apply(context.Background(), proto.ApplyBIOSArgs{Settings: []proto.BIOSSettingValue{sv("Timeout", "3")}}); err != nil {
+		t.Fatal(err)
+	}
+	if attrs, b, err := v.Get("Timeout", GlobalGUID); err != nil || attrs != volatile || !bytes.Equal(b, []byte{3, 0}) {
+		t.Errorf("Timeout = %#x %v %v, want attributes %#x kept and value 3", attrs, b, err, volatile)
+	}
+}
