@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,7 +38,10 @@ type Config struct {
 	SecureErasers []SecureEraser
 	// ChunkSize is the unit of zeroing and of progress [64 MiB].
 	ChunkSize int64
-	Now       func() time.Time // [time.Now]
+	// Concurrency is how many devices erase_devices erases at once [4, Ironic's
+	// disk_erasure_concurrency].
+	Concurrency int
+	Now         func() time.Time // [time.Now]
 }
 
 // Cleaner runs the erase commands.
@@ -56,6 +60,12 @@ func New(cfg Config) (*Cleaner, error) {
 	}
 	if cfg.ChunkSize < 4096 || cfg.ChunkSize%4096 != 0 {
 		return nil, fmt.Errorf("clean: chunk size %d is not a positive multiple of 4096", cfg.ChunkSize)
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Concurrency < 0 {
+		return nil, fmt.Errorf("clean: negative concurrency")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -176,7 +186,9 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// EraseDevices runs erase_devices. progress gets the overall percentage and a message.
+// EraseDevices runs erase_devices, Concurrency devices at a time. progress gets the overall
+// percentage (each device weighs the same) and a message. The first failure cancels the
+// others.
 func (c *Cleaner) EraseDevices(ctx context.Context, args proto.EraseArgs, progress func(float64, string)) (proto.EraseResult, error) {
 	if progress == nil {
 		progress = func(float64, string) {}
@@ -185,27 +197,55 @@ func (c *Cleaner) EraseDevices(ctx context.Context, args proto.EraseArgs, progre
 	if err != nil {
 		return proto.EraseResult{}, err
 	}
-	res := proto.EraseResult{Devices: []proto.ErasedDevice{}}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	out := make([]proto.ErasedDevice, len(ts))
+	frac := make([]float64, len(ts)) // each device's done fraction
+	var mu sync.Mutex                // guards frac and progress calls
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, c.cfg.Concurrency)
 	for i, t := range ts {
 		if t.skip != "" {
-			res.Devices = append(res.Devices, proto.ErasedDevice{Device: t.path, Skipped: t.skip})
+			out[i] = proto.ErasedDevice{Device: t.path, Skipped: t.skip}
 			continue
 		}
-		base, share := 100*float64(i)/float64(len(ts)), 100/float64(len(ts))
-		ed, err := c.eraseDevice(ctx, t.path, args.AllowDiscard, func(done, total int64) {
-			progress(base+share*float64(done)/float64(max(total, 1)), fmt.Sprintf("%s: %d of %d bytes", t.path, done, total))
-		})
-		if errors.Is(err, ErrReadOnly) && args.SkipReadOnly {
-			res.Devices = append(res.Devices, proto.ErasedDevice{Device: t.path, Skipped: "read-only"})
-			continue
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
-		if err != nil {
-			return res, err
+		if ctx.Err() != nil {
+			break
 		}
-		res.Devices = append(res.Devices, ed)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ed, err := c.eraseDevice(ctx, t.path, args.AllowDiscard, func(done, total int64) {
+				mu.Lock()
+				defer mu.Unlock()
+				frac[i] = float64(done) / float64(max(total, 1))
+				sum := 0.0
+				for _, f := range frac {
+					sum += f
+				}
+				progress(100*sum/float64(len(ts)), fmt.Sprintf("%s: %d of %d bytes", t.path, done, total))
+			})
+			switch {
+			case errors.Is(err, ErrReadOnly) && args.SkipReadOnly:
+				ed = proto.ErasedDevice{Device: t.path, Skipped: "read-only"}
+			case err != nil:
+				cancel(err)
+				return
+			}
+			out[i] = ed
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return proto.EraseResult{Devices: []proto.ErasedDevice{}}, err
 	}
 	progress(100, "erased")
-	return res, nil
+	return proto.EraseResult{Devices: out}, nil
 }
 
 // eraseDevice erases one device: a vendor secure erase, else BLKSECDISCARD, else (if allowed)

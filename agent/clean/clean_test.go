@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/diskfs/go-diskfs/backend/file"
@@ -345,4 +347,43 @@ func FuzzPartitions(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestEraseDevicesConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	var devs []string
+	for i := range 5 {
+		p := filepath.Join(dir, fmt.Sprintf("d%d.img", i))
+		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i + 1)}, (i+1)*mib), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, p)
+	}
+	c := newCleaner(t)
+	var mu sync.Mutex
+	last := 0.0
+	res, err := c.EraseDevices(context.Background(), proto.EraseArgs{Devices: devs}, func(p float64, _ string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p < last {
+			t.Errorf("progress went back from %v to %v", last, p)
+		}
+		last = p
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range res.Devices {
+		if d.Device != devs[i] || d.Method != proto.EraseZero || d.Bytes != int64((i+1)*mib) {
+			t.Errorf("result %d = %+v, want %s zeroed", i, d, devs[i])
+		}
+		if got := readFile(t, devs[i], 0, (i+1)*mib); !bytes.Equal(got, make([]byte, (i+1)*mib)) {
+			t.Errorf("%s not zeroed", devs[i])
+		}
+	}
+	// One bad device fails the whole command with its error.
+	_, err = c.EraseDevices(context.Background(), proto.EraseArgs{Devices: append(devs, dir)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not a block device") {
+		t.Errorf("EraseDevices(with a directory) = %v", err)
+	}
 }
