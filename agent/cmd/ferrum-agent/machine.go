@@ -17,7 +17,7 @@ import (
 // registerMachine registers the config drive, software RAID, BIOS and disk erasure commands.
 // Their disks come from blockdev (the packages' defaults).
 func registerMachine(r *runner.Runner, log zerolog.Logger) {
-	cl, err := clean.New(clean.Config{Log: log})
+	cl, err := clean.New(clean.Config{Log: log, SecureErasers: []clean.SecureEraser{clean.NVMeFormat{}}})
 	if err != nil {
 		panic(err) // the defaults are valid
 	}
