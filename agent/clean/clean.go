@@ -1,7 +1,8 @@
 // Package clean erases the node's disks for Ironic's cleaning steps: erase_devices_metadata
 // (partition tables, both GPT copies, filesystem and RAID signatures at both ends of each disk
 // and partition, like wipefs) and erase_devices (the device's own secure erase where it has
-// one, an optional discard, else zeros over every byte, with progress).
+// one: NVMe Format NVM or the kernel's secure discard; a plain discard on request; else zeros
+// over every byte, with progress).
 //
 // It works on block devices and on regular files (tests, images). Only agent/cmd/ferrum-agent
 // imports it; agent/raid uses it through its own interface.
