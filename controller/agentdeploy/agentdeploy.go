@@ -426,17 +426,23 @@ func (b *bound) cleanStep(ctx context.Context, n *node.Node, p plannedStep) erro
 		if err := b.run(ctx, n, proto.CmdApplyBIOSSettings, args, &st, nil); err != nil {
 			return err
 		}
-		n.DriverInternalInfo["bios_settings"] = st
+		b.cacheBIOS(n, st)
 	case proto.CmdFactoryResetBIOS:
 		var st proto.BIOSSettings
-		if err := b.run(ctx, n, proto.CmdFactoryResetBIOS, nil, &st, nil); err != nil {
+		if err := b.run(ctx, n, proto.CmdFactoryResetBIOS, struct{}{}, &st, nil); err != nil {
 			return err
 		}
-		n.DriverInternalInfo["bios_settings"] = st
+		b.cacheBIOS(n, st)
 	default:
 		return fmt.Errorf("no command for step %s", p.Step)
 	}
 	return nil
+}
+
+// cacheBIOS keeps the firmware's settings on the node for GET /v1/nodes/{node}/bios.
+func (b *bound) cacheBIOS(n *node.Node, st proto.BIOSSettings) {
+	n.DriverInternalInfo["bios_settings"] = st
+	n.DriverInternalInfo["bios_settings_at"] = b.a.cfg.Now().UTC().Format("2006-01-02T15:04:05+00:00")
 }
 
 // remarshal converts between JSON-shaped values.
@@ -479,5 +485,13 @@ func (i inspector) Inspect(ctx context.Context, n *node.Node) (conductor.Outcome
 		return 0, err
 	}
 	applyInventory(n, &inv, raw)
+	if n.Iface("bios") == "agent" {
+		var st proto.BIOSSettings
+		if err := b.run(ctx, n, proto.CmdGetBIOSSettings, struct{}{}, &st, nil); err != nil {
+			b.a.cfg.Log.Warn().Str("node_id", n.UUID).Err(err).Msg("reading BIOS settings during inspection failed")
+		} else {
+			b.cacheBIOS(n, st)
+		}
+	}
 	return conductor.Done, b.powerOff(ctx, n)
 }

@@ -25,6 +25,8 @@ func (s *server) routes() {
 	r("GET /v1/nodes/{node}/management/boot_device", s.getBootDevice)
 	r("GET /v1/nodes/{node}/management/boot_device/supported", s.supportedBootDevices)
 	r("GET /v1/nodes/{node}/inventory", s.getInventory)
+	r("GET /v1/nodes/{node}/bios", s.getBIOS)
+	r("GET /v1/nodes/{node}/bios/{setting}", s.getBIOSSetting)
 	r("GET /v1/nodes/{node}/ports", s.listPorts(false, "node"))
 	r("GET /v1/nodes/{node}/ports/detail", s.listPorts(true, "node"))
 	r("GET /v1/nodes/{node}/portgroups", s.listPortgroups(false, true))
