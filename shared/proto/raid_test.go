@@ -25,6 +25,9 @@ func init() {
 				{Name: "/dev/md0", RAIDLevel: RAIDLevel1, SizeBytes: 50 << 30, UUID: "3b2e0c8e:5a1f4d21:9c7e6b5a:0f1e2d3c",
 					VolumeName: "root", Members: []string{"/dev/sda2", "/dev/sdb2"}, PhysicalDisks: []string{"/dev/sda", "/dev/sdb"},
 					State: "clean", Metadata: "1.2"}}}},
+			{"get_raid.result", RAIDStatus{Arrays: []RAIDArray{
+				{Name: "/dev/md127", RAIDLevel: RAIDLevel10, SizeBytes: 200 << 30, UUID: "aa:bb:cc:dd", Members: []string{"/dev/nvme0n1p2", "/dev/nvme1n1p2"},
+					PhysicalDisks: []string{"/dev/nvme0n1", "/dev/nvme1n1"}, State: "active", Metadata: "1.2"}}}},
 			{"delete_raid.result", DeleteRAIDResult{Stopped: []string{"/dev/md0", "/dev/md1"}, Wiped: []string{"/dev/sda", "/dev/sdb"}}},
 		}
 	})
