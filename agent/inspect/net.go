@@ -28,7 +28,7 @@ func interfaces(root string, addrs func(string) (string, string)) ([]proto.Inter
 	if err != nil {
 		return nil, err
 	}
-	var out []proto.Interface
+	out := []proto.Interface{}
 	for _, e := range ents {
 		name := e.Name()
 		base := filepath.Join(dir, name)

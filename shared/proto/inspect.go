@@ -162,11 +162,10 @@ type RootDevice struct {
 }
 
 // DecodeInventory decodes and checks an inventory as the controller receives it: every
-// interface has a MAC address (Ironic's schema asks for at least one interface), counts and
-// sizes are not negative, and no unknown top-level key is present.
+// interface has a MAC address (Ironic's schema asks for at least one interface) and counts and
+// sizes are not negative. Unknown keys are ignored: a newer agent may send more.
 func DecodeInventory(b []byte) (*Inventory, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var inv Inventory
 	if err := dec.Decode(&inv); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)

@@ -115,10 +115,13 @@ func TestDecodeInventory(t *testing.T) {
 	if _, err := DecodeInventory(golden); err != nil {
 		t.Errorf("DecodeInventory(golden with ferrum extras) = %v", err)
 	}
+	// a newer agent's keys are ignored
+	if _, err := DecodeInventory([]byte(`{"interfaces":[{"mac_address":"a","lldp":[]}],"gpu":1,"cpu":{"count":1,"cache":2}}`)); err != nil {
+		t.Errorf("DecodeInventory(unknown keys) = %v, want them ignored", err)
+	}
 	bad := []struct{ name, in, want string }{
 		{"not-json", `{`, "inventory:"},
 		{"trailing", string(good) + `{}`, "trailing"},
-		{"unknown-key", `{"interfaces":[{"mac_address":"a"}],"gpu":1}`, "unknown field"},
 		{"no-interfaces", `{"cpu":{"count":1}}`, "no interfaces"},
 		{"no-mac", `{"interfaces":[{"name":"eth0"}]}`, "no mac_address"},
 		{"negative-cpus", `{"interfaces":[{"mac_address":"a"}],"cpu":{"count":-1}}`, "negative cpu"},
