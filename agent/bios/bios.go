@@ -47,7 +47,7 @@ var ErrNoBackend = errors.New("no BIOS settings backend: no efivarfs (legacy BIO
 type Config struct {
 	Log zerolog.Logger
 	// Backend holds the settings [EFIBackend on /sys/firmware/efi/efivars when the machine
-	// booted with UEFI, else none].
+	// booted with UEFI, else none; looked up at each command].
 	Backend Backend
 	// DMIDir is where the kernel exports SMBIOS facts [/sys/class/dmi/id].
 	DMIDir string
@@ -68,26 +68,30 @@ func New(cfg Config) (*BIOS, error) {
 	if cfg.DMIDir == "" {
 		cfg.DMIDir = "/sys/class/dmi/id"
 	}
-	log := cfg.Log.With().Str("component", "bios").Logger()
-	if cfg.Backend == nil {
-		if _, err := os.Stat(DefaultEFIVarsDir); err == nil {
-			v, err := OpenEFIVars(DefaultEFIVarsDir)
-			if err == nil && !v.real {
-				// UEFI boot, efivarfs not mounted yet (the agent is the ramdisk's init).
-				if err := unix.Mount("efivarfs", DefaultEFIVarsDir, "efivarfs", 0, ""); err != nil {
-					log.Warn().Err(err).Msg("mounting efivarfs failed: no UEFI variables")
-				}
-				v, err = OpenEFIVars(DefaultEFIVarsDir)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("bios: %w", err)
-			}
-			if v.real {
-				cfg.Backend = &EFIBackend{Vars: v}
-			}
-		}
+	return &BIOS{backend: cfg.Backend, dmiDir: cfg.DMIDir, log: cfg.Log.With().Str("component", "bios").Logger()}, nil
+}
+
+// backendNow returns the configured backend or, without one, efivarfs when the machine booted
+// with UEFI (mounting it if the ramdisk has not), looked up on every call so that a late
+// module load or mount is seen.
+func (b *BIOS) backendNow() (Backend, error) {
+	if b.backend != nil {
+		return b.backend, nil
 	}
-	return &BIOS{backend: cfg.Backend, dmiDir: cfg.DMIDir, log: log}, nil
+	if _, err := os.Stat(DefaultEFIVarsDir); err != nil {
+		return nil, nil // legacy BIOS boot
+	}
+	v, err := OpenEFIVars(DefaultEFIVarsDir)
+	if err == nil && !v.real {
+		if err := unix.Mount("efivarfs", DefaultEFIVarsDir, "efivarfs", 0, ""); err != nil {
+			return nil, fmt.Errorf("mount efivarfs on %s: %w", DefaultEFIVarsDir, err)
+		}
+		v, err = OpenEFIVars(DefaultEFIVarsDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &EFIBackend{Vars: v}, nil
 }
 
 // Get reads every setting, the boot entries and the SMBIOS facts.
@@ -98,19 +102,23 @@ func (b *BIOS) Get(ctx context.Context) (proto.BIOSSettings, error) {
 	} else {
 		b.log.Debug().Err(err).Msg("no SMBIOS facts")
 	}
-	if b.backend == nil {
+	be, err := b.backendNow()
+	if err != nil {
+		return out, fmt.Errorf("bios settings: %w", err)
+	}
+	if be == nil {
 		return out, nil
 	}
-	out.Backend = b.backend.Name()
-	if _, ok := b.backend.(*EFIBackend); ok {
+	out.Backend = be.Name()
+	if _, ok := be.(*EFIBackend); ok {
 		out.BootMode = proto.BootModeUEFI
 	}
-	s, err := b.backend.Settings(ctx)
+	s, err := be.Settings(ctx)
 	if err != nil {
 		return out, fmt.Errorf("bios settings: %w", err)
 	}
 	out.Settings = s
-	if l, ok := b.backend.(BootEntryLister); ok {
+	if l, ok := be.(BootEntryLister); ok {
 		if out.BootEntries, err = l.BootEntries(ctx); err != nil {
 			return out, fmt.Errorf("boot entries: %w", err)
 		}
@@ -123,10 +131,14 @@ func (b *BIOS) Apply(ctx context.Context, args proto.ApplyBIOSArgs) (proto.BIOSS
 	if err := args.Validate(); err != nil {
 		return proto.BIOSSettings{}, proto.Errorf(proto.CodeBadRequest, "%v", err)
 	}
-	if b.backend == nil {
+	be, err := b.backendNow()
+	if err != nil {
+		return proto.BIOSSettings{}, err
+	}
+	if be == nil {
 		return proto.BIOSSettings{}, proto.Errorf(proto.CodeUnsupported, "%v", ErrNoBackend)
 	}
-	changed, reboot, err := b.backend.Apply(ctx, args.Settings)
+	changed, reboot, err := be.Apply(ctx, args.Settings)
 	if err != nil {
 		return proto.BIOSSettings{}, err
 	}
@@ -136,10 +148,14 @@ func (b *BIOS) Apply(ctx context.Context, args proto.ApplyBIOSArgs) (proto.BIOSS
 
 // FactoryReset runs factory_reset_bios and returns the settings afterwards.
 func (b *BIOS) FactoryReset(ctx context.Context) (proto.BIOSSettings, error) {
-	if b.backend == nil {
+	be, err := b.backendNow()
+	if err != nil {
+		return proto.BIOSSettings{}, err
+	}
+	if be == nil {
 		return proto.BIOSSettings{}, proto.Errorf(proto.CodeUnsupported, "%v", ErrNoBackend)
 	}
-	changed, reboot, err := b.backend.FactoryReset(ctx)
+	changed, reboot, err := be.FactoryReset(ctx)
 	if err != nil {
 		return proto.BIOSSettings{}, err
 	}

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-
 	"github.com/rs/zerolog"
 
 	"github.com/ferrumhq/ferrum/agent/bios"
@@ -41,15 +38,7 @@ func registerMachine(r *runner.Runner, log zerolog.Logger) {
 
 	b, err := bios.New(bios.Config{Log: log})
 	if err != nil {
-		// efivarfs is there but unreadable: the BIOS commands answer with that error.
-		log.Error().Err(err).Msg("bios settings unavailable")
-		fail := runner.HandlerFunc(func(ctx context.Context, _ json.RawMessage, _ func(float64, string)) (any, error) {
-			return nil, proto.Errorf(proto.CodeFailed, "%v", err)
-		})
-		r.Register(proto.CmdGetBIOSSettings, fail, false)
-		r.Register(proto.CmdApplyBIOSSettings, fail, true)
-		r.Register(proto.CmdFactoryResetBIOS, fail, true)
-		return
+		panic(err)
 	}
 	r.Register(proto.CmdGetBIOSSettings, runner.HandlerFunc(b.RunGet), false)
 	r.Register(proto.CmdApplyBIOSSettings, runner.HandlerFunc(b.RunApply), true)
