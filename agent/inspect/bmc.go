@@ -13,6 +13,7 @@ import (
 // BMCAddress is what the in-band IPMI interface reports of the BMC's LAN channel.
 type BMCAddress struct {
 	IPv4 string
+	IPv6 string
 	MAC  string
 }
 
@@ -21,10 +22,12 @@ type lanConfigGetter interface {
 	GetLanConfig(channel byte, param byte) ([]byte, error)
 }
 
-// IPMI LAN configuration parameters.
+// IPMI LAN configuration parameters (IPMI 2.0 table 23-4).
 const (
-	lanParamIP  = 3
-	lanParamMAC = 5
+	lanParamIP         = 3
+	lanParamMAC        = 5
+	lanParamIPv6Static = 56 // set selector, source, address[16], prefix length, status
+	lanParamIPv6SLAAC  = 59 // same layout, addresses the BMC learnt
 )
 
 // readBMCIPMI asks the BMC behind the IPMI device at path for its LAN address, as IPA's
@@ -61,7 +64,7 @@ func bmcFromLAN(dev lanConfigGetter) (BMCAddress, error) {
 		if ip.IsUnspecified() {
 			continue
 		}
-		out := BMCAddress{IPv4: ip.String()}
+		out := BMCAddress{IPv4: ip.String(), IPv6: bmcIPv6(dev, ch)}
 		if m, err := dev.GetLanConfig(ch, lanParamMAC); err == nil && len(m) >= 8 {
 			out.MAC = net.HardwareAddr(m[2:8]).String()
 		}
@@ -71,6 +74,24 @@ func bmcFromLAN(dev lanConfigGetter) (BMCAddress, error) {
 		return BMCAddress{}, firstErr
 	}
 	return BMCAddress{}, nil // a BMC without a LAN address
+}
+
+// bmcIPv6 returns the channel's first active IPv6 address, static or learnt, or "". BMCs
+// without IPv6 support answer with an error.
+func bmcIPv6(dev lanConfigGetter, ch byte) string {
+	for _, param := range []byte{lanParamIPv6Static, lanParamIPv6SLAAC} {
+		b, err := dev.GetLanConfig(ch, param)
+		// completion code, revision, set selector, source, address, prefix length, status
+		if err != nil || len(b) < 22 {
+			continue
+		}
+		ip := net.IP(b[4:20])
+		if ip.IsUnspecified() || ip.To4() != nil || b[21] != 0 { // status 0: active
+			continue
+		}
+		return ip.String()
+	}
+	return ""
 }
 
 func errOr(err error, s string) error {

@@ -211,7 +211,7 @@ func (in *Inspector) Inventory(ctx context.Context, hs hints.Hints) (proto.Inven
 		case err != nil:
 			warn(fmt.Errorf("bmc address: %w", err))
 		default:
-			inv.BMCAddress, inv.BMCMAC = bmc.IPv4, bmc.MAC
+			inv.BMCAddress, inv.BMCV6Address, inv.BMCMAC = bmc.IPv4, bmc.IPv6, bmc.MAC
 		}
 	}
 	if err := ctx.Err(); err != nil {

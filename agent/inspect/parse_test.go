@@ -91,6 +91,14 @@ func (f fakeBMC) GetLanConfig(ch, param byte) ([]byte, error) {
 func TestBMCFromLAN(t *testing.T) {
 	ip := func(a, b, c, d byte) []byte { return []byte{0, 0x11, a, b, c, d} }
 	mac := []byte{0, 0x11, 0x52, 0x54, 0, 0xaa, 0xbb, 0xcc}
+	// an IPv6 address reply: cc, revision, set selector, source, address (prefix bytes then
+	// ...::1), prefix length 64, status
+	v6 := func(status byte, prefix ...byte) []byte {
+		addr := make([]byte, 16)
+		copy(addr, prefix)
+		addr[15] = 1
+		return append(append([]byte{0, 0x11, 0, 0}, addr...), 64, status)
+	}
 	tests := []struct {
 		name string
 		bmc  fakeBMC
@@ -98,6 +106,11 @@ func TestBMCFromLAN(t *testing.T) {
 		ok   bool
 	}{
 		{"channel-1", fakeBMC{{1, 3}: ip(10, 1, 0, 5), {1, 5}: mac}, BMCAddress{IPv4: "10.1.0.5", MAC: "52:54:00:aa:bb:cc"}, true},
+		{"ipv6-static", fakeBMC{{1, 3}: ip(10, 1, 0, 5), {1, 56}: v6(0, 0x20, 0x01, 0x0d, 0xb8), {1, 59}: v6(0, 0xfe, 0x80)},
+			BMCAddress{IPv4: "10.1.0.5", IPv6: "2001:db8::1"}, true},
+		{"ipv6-slaac-when-static-inactive", fakeBMC{{1, 3}: ip(10, 1, 0, 5), {1, 56}: v6(2, 0x20, 0x01), {1, 59}: v6(0, 0xfe, 0x80)},
+			BMCAddress{IPv4: "10.1.0.5", IPv6: "fe80::1"}, true},
+		{"ipv6-unset", fakeBMC{{1, 3}: ip(10, 1, 0, 5), {1, 56}: make([]byte, 23)}, BMCAddress{IPv4: "10.1.0.5"}, true},
 		{"skips-unset-channels", fakeBMC{{1, 3}: ip(0, 0, 0, 0), {2, 3}: ip(0, 0, 0, 0), {8, 3}: ip(192, 168, 1, 9)},
 			BMCAddress{IPv4: "192.168.1.9"}, true},
 		{"no-address", fakeBMC{{1, 3}: ip(0, 0, 0, 0)}, BMCAddress{}, true},
