@@ -13,6 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +38,8 @@ type Config struct {
 	Log zerolog.Logger
 	// ListDisks lists the node's disks when a command names none [blockdev.List("/")].
 	ListDisks func() ([]blockdev.Disk, error)
+	// SysDir is sysfs, where md arrays' members are found [/sys].
+	SysDir string
 	// SecureErasers are tried in order before the kernel's secure discard.
 	SecureErasers []SecureEraser
 	// ChunkSize is the unit of zeroing and of progress [64 MiB].
@@ -55,6 +60,9 @@ type Cleaner struct {
 func New(cfg Config) (*Cleaner, error) {
 	if cfg.ListDisks == nil {
 		cfg.ListDisks = func() ([]blockdev.Disk, error) { return blockdev.List("/") }
+	}
+	if cfg.SysDir == "" {
+		cfg.SysDir = "/sys"
 	}
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = 64 << 20
@@ -79,9 +87,9 @@ type target struct {
 	path, skip string
 }
 
-// targets resolves the devices of args: the ones named, or every disk of the node (md arrays
-// are left out, their members are erased; removable and, with SkipReadOnly, read-only
-// devices are skipped).
+// targets resolves the devices of args: the ones named, or every disk of the node. Assembled
+// md arrays are erased as devices and their member disks skipped (held by the array; delete_raid
+// frees them); removable and, with SkipReadOnly, read-only devices are skipped.
 func (c *Cleaner) targets(args proto.EraseArgs) ([]target, error) {
 	var out []target
 	if len(args.Devices) > 0 {
@@ -94,10 +102,13 @@ func (c *Cleaner) targets(args proto.EraseArgs) ([]target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list disks: %w", err)
 	}
+	held := c.mdMembers(disks)
 	for _, d := range disks {
 		switch {
-		case d.Type != "disk":
+		case d.Type != "disk" && !strings.HasPrefix(d.KName(), "md"):
 			continue
+		case held[d.Name] != "":
+			out = append(out, target{d.Name, "member of " + held[d.Name]})
 		case d.Removable:
 			out = append(out, target{d.Name, "removable"})
 		case d.ReadOnly && args.SkipReadOnly:
@@ -110,6 +121,25 @@ func (c *Cleaner) targets(args proto.EraseArgs) ([]target, error) {
 		return nil, fmt.Errorf("no disks to erase")
 	}
 	return out, nil
+}
+
+// mdMembers maps each disk holding a member of an md array in disks to the array.
+func (c *Cleaner) mdMembers(disks []blockdev.Disk) map[string]string {
+	out := map[string]string{}
+	for _, d := range disks {
+		if !strings.HasPrefix(d.KName(), "md") {
+			continue
+		}
+		slaves, _ := os.ReadDir(filepath.Join(c.cfg.SysDir, "block", d.KName(), "slaves"))
+		for _, s := range slaves {
+			disk := "/dev/" + s.Name() // a whole-disk member
+			if m, _ := filepath.Glob(filepath.Join(c.cfg.SysDir, "block", "*", s.Name())); len(m) == 1 {
+				disk = "/dev/" + filepath.Base(filepath.Dir(m[0]))
+			}
+			out[disk] = d.Name
+		}
+	}
+	return out
 }
 
 // EraseMetadata runs erase_devices_metadata.

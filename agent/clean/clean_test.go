@@ -243,13 +243,27 @@ func TestEraseErrors(t *testing.T) {
 }
 
 func TestTargets(t *testing.T) {
-	c := newCleaner(t,
-		blockdev.Disk{Name: "/dev/md0", Type: "raid1"},
-		blockdev.Disk{Name: "/dev/sda", Type: "disk"},
-		blockdev.Disk{Name: "/dev/sdb", Type: "disk", Removable: true},
-		blockdev.Disk{Name: "/dev/sdc", Type: "disk", ReadOnly: true})
+	sys := t.TempDir()
+	for _, p := range []string{"block/md0/slaves/sdd1", "block/md0/slaves/sde", "block/sdd/sdd1"} {
+		if err := os.MkdirAll(filepath.Join(sys, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disks := []blockdev.Disk{
+		{Name: "/dev/md0", Type: "raid1"},
+		{Name: "/dev/sda", Type: "disk"},
+		{Name: "/dev/sdb", Type: "disk", Removable: true},
+		{Name: "/dev/sdc", Type: "disk", ReadOnly: true},
+		{Name: "/dev/sdd", Type: "disk"},
+		{Name: "/dev/sde", Type: "disk"},
+	}
+	c, err := New(Config{SysDir: sys, ListDisks: func() ([]blockdev.Disk, error) { return disks, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err := c.targets(proto.EraseArgs{SkipReadOnly: true})
-	want := []target{{"/dev/sda", ""}, {"/dev/sdb", "removable"}, {"/dev/sdc", "read-only"}}
+	want := []target{{"/dev/md0", ""}, {"/dev/sda", ""}, {"/dev/sdb", "removable"}, {"/dev/sdc", "read-only"},
+		{"/dev/sdd", "member of /dev/md0"}, {"/dev/sde", "member of /dev/md0"}}
 	if err != nil || !cmp.Equal(got, want, cmp.AllowUnexported(target{})) {
 		t.Errorf("targets() = %v, %v; want %v", got, err, want)
 	}
