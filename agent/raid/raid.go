@@ -5,7 +5,7 @@
 // It also lists the arrays, for the inventory.
 //
 // mdadm runs behind the Execer interface, so tests check the exact argv; partition tables
-// are written in Go (go-diskfs), so the package works on disk image files as well as block
+// are written in Go (agent/internal/gpt), so the package works on disk image files as well as block
 // devices. Only agent/cmd/ferrum-agent imports it.
 package raid
 
