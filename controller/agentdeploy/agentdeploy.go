@@ -472,19 +472,19 @@ func (i inspector) Inspect(ctx context.Context, n *node.Node) (conductor.Outcome
 	if !b.connected(ctx, n) {
 		return b.bootAgent(ctx, n, "inspection")
 	}
+	var args proto.InspectArgs
+	if hints, ok := n.Properties["root_device"].(map[string]any); ok {
+		args.RootDeviceHints = hints // local_gb follows the root disk they choose
+	}
 	var raw json.RawMessage
-	if err := b.run(ctx, n, proto.CmdInspect, proto.InspectArgs{}, &raw, nil); err != nil {
+	if err := b.run(ctx, n, proto.CmdInspect, args, &raw, nil); err != nil {
 		return 0, err
 	}
-	// Not proto.DecodeInventory: a newer agent may add keys, and this controller keeps them.
-	var inv proto.Inventory
-	if err := json.Unmarshal(raw, &inv); err != nil {
-		return 0, fmt.Errorf("inventory: %w", err)
-	}
-	if err := inv.Validate(); err != nil {
+	inv, err := proto.DecodeInventory(raw) // unknown keys of newer agents are kept in raw
+	if err != nil {
 		return 0, err
 	}
-	applyInventory(n, &inv, raw)
+	applyInventory(n, inv, raw)
 	if n.Iface("bios") == "agent" {
 		var st proto.BIOSSettings
 		if err := b.run(ctx, n, proto.CmdGetBIOSSettings, struct{}{}, &st, nil); err != nil {
