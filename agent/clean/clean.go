@@ -217,7 +217,8 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// EraseDevices runs erase_devices, Concurrency devices at a time. progress gets the overall
+// EraseDevices runs erase_devices (args.Express: erase_devices_express), Concurrency devices
+// at a time. progress gets the overall
 // percentage (each device weighs the same) and a message. The first failure cancels the
 // others.
 func (c *Cleaner) EraseDevices(ctx context.Context, args proto.EraseArgs, progress func(float64, string)) (proto.EraseResult, error) {
@@ -251,7 +252,7 @@ func (c *Cleaner) EraseDevices(ctx context.Context, args proto.EraseArgs, progre
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ed, err := c.eraseDevice(ctx, t.path, args.AllowDiscard, func(done, total int64) {
+			ed, err := c.eraseDevice(ctx, t.path, args.AllowDiscard || args.Express, args.Express, func(done, total int64) {
 				mu.Lock()
 				defer mu.Unlock()
 				frac[i] = float64(done) / float64(max(total, 1))
@@ -261,6 +262,9 @@ func (c *Cleaner) EraseDevices(ctx context.Context, args proto.EraseArgs, progre
 				}
 				progress(100*sum/float64(len(ts)), fmt.Sprintf("%s: %d of %d bytes", t.path, done, total))
 			})
+			if errors.Is(err, errNoFastErase) { // express: the metadata only
+				ed, err = c.EraseDeviceMetadata(t.path)
+			}
 			switch {
 			case errors.Is(err, ErrReadOnly) && args.SkipReadOnly:
 				ed = proto.ErasedDevice{Device: t.path, Skipped: "read-only"}
@@ -279,9 +283,12 @@ func (c *Cleaner) EraseDevices(ctx context.Context, args proto.EraseArgs, progre
 	return proto.EraseResult{Devices: out}, nil
 }
 
+// errNoFastErase: an express erasure found no secure erase or discard on the device.
+var errNoFastErase = errors.New("no secure erase or discard")
+
 // eraseDevice erases one device: a vendor secure erase, else BLKSECDISCARD, else (if allowed)
-// BLKDISCARD, else zeros.
-func (c *Cleaner) eraseDevice(ctx context.Context, path string, allowDiscard bool, progress func(done, total int64)) (proto.ErasedDevice, error) {
+// BLKDISCARD, else zeros (express: errNoFastErase instead).
+func (c *Cleaner) eraseDevice(ctx context.Context, path string, allowDiscard, express bool, progress func(done, total int64)) (proto.ErasedDevice, error) {
 	start := c.cfg.Now()
 	d, err := openDevice(path)
 	if err != nil {
@@ -324,6 +331,9 @@ func (c *Cleaner) eraseDevice(ctx context.Context, path string, allowDiscard boo
 			}
 			log.Debug().Err(err).Msg("no discard")
 		}
+	}
+	if express {
+		return out, errNoFastErase
 	}
 	buf := make([]byte, min(c.cfg.ChunkSize, 4<<20))
 	for off := int64(0); off < d.size; off += c.cfg.ChunkSize {

@@ -401,3 +401,19 @@ func TestEraseDevicesConcurrently(t *testing.T) {
 		t.Errorf("EraseDevices(with a directory) = %v", err)
 	}
 }
+
+// TestEraseDevicesExpress: a file has no secure erase or discard, so express erasure erases
+// only its metadata, leaving the data.
+func TestEraseDevicesExpress(t *testing.T) {
+	path, parts := gptDisk(t, 64*mib)
+	res, err := newCleaner(t).EraseDevices(context.Background(), proto.EraseArgs{Devices: []string{path}, Express: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Devices[0]; d.Method != proto.EraseMetadata || !contains(d.Signatures, "gpt") {
+		t.Errorf("EraseDevices(express) = %+v, want the metadata erased", d)
+	}
+	if got := readFile(t, path, parts[0].Start+5*mib, 4); string(got) != "DATA" {
+		t.Errorf("data = %q, want it left alone by an express erasure", got)
+	}
+}

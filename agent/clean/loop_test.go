@@ -44,16 +44,17 @@ func TestLoopEraseDevices(t *testing.T) {
 	dev := loopDevice(t, path)
 	c := newCleaner(t)
 	for _, tc := range []struct {
-		name         string
-		allowDiscard bool
-		want         string
+		name                  string
+		allowDiscard, express bool
+		want                  string
 	}{
-		{"zero", false, proto.EraseZero},
-		{"discard", true, proto.EraseDiscard},
+		{"zero", false, false, proto.EraseZero},
+		{"discard", true, false, proto.EraseDiscard},
+		{"express-discards", false, true, proto.EraseDiscard},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			writeAt(t, path, 0, data)
-			res, err := c.EraseDevices(context.Background(), proto.EraseArgs{Devices: []string{dev}, AllowDiscard: tc.allowDiscard}, nil)
+			res, err := c.EraseDevices(context.Background(), proto.EraseArgs{Devices: []string{dev}, AllowDiscard: tc.allowDiscard, Express: tc.express}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

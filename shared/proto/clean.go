@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"encoding/json"
 	"fmt"
 )
 
@@ -42,8 +43,12 @@ type CleanStep struct {
 	// ArgsInfo describes the step's arguments, as Ironic's argsinfo.
 	ArgsInfo map[string]StepArg `json:"argsinfo,omitempty"`
 	// Command is the agent command that runs the step. The controller builds its arguments from
-	// the step's args and the node (create_raid takes the node's target_raid_config).
+	// CommandArgs, the step's args and the node (create_raid takes the node's
+	// target_raid_config).
 	Command string `json:"command"`
+	// CommandArgs are fixed arguments of Command for this step (erase_devices_express is
+	// erase_devices with {"express": true}).
+	CommandArgs json.RawMessage `json:"command_args,omitempty"`
 }
 
 // StepArg describes one argument of a step.
@@ -72,6 +77,8 @@ func DefaultCleanSteps() []CleanStep {
 			Abortable: true, Command: CmdEraseDevicesMetadata},
 		{Step: "erase_devices", Interface: StepInterfaceDeploy, Priority: PriorityEraseDevices,
 			Abortable: true, Command: CmdEraseDevices},
+		{Step: "erase_devices_express", Interface: StepInterfaceDeploy, Priority: 0,
+			Abortable: true, Command: CmdEraseDevices, CommandArgs: json.RawMessage(`{"express":true}`)},
 		{Step: "delete_configuration", Interface: StepInterfaceRAID, Priority: 0, Abortable: true, Command: CmdDeleteRAID},
 		{Step: "create_configuration", Interface: StepInterfaceRAID, Priority: 0, Abortable: true, Command: CmdCreateRAID,
 			ArgsInfo: map[string]StepArg{
@@ -110,6 +117,9 @@ type EraseArgs struct {
 	AllowDiscard bool `json:"allow_discard,omitempty"`
 	// SkipReadOnly skips read-only devices instead of failing (Ironic's erase_skip_read_only).
 	SkipReadOnly bool `json:"skip_read_only,omitempty"`
+	// Express (erase_devices_express): erase with the device's own secure erase or a discard
+	// where it has one, else only the metadata; never overwrite whole disks.
+	Express bool `json:"express,omitempty"`
 }
 
 // Validate checks the arguments without touching the disks.

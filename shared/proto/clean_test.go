@@ -10,6 +10,7 @@ func init() {
 		return []example{
 			{"get_clean_steps.result", CleanSteps{Steps: DefaultCleanSteps()}},
 			{"erase_devices.args", EraseArgs{Devices: []string{"/dev/sda", "/dev/nvme0n1"}, AllowDiscard: true, SkipReadOnly: true}},
+			{"erase_devices.args.express", EraseArgs{Express: true}},
 			{"erase_devices.result", EraseResult{Devices: []ErasedDevice{
 				{Device: "/dev/nvme0n1", Method: EraseSecureDiscard, Bytes: 512 << 30, DurationMs: 1200},
 				{Device: "/dev/sda", Method: EraseZero, Bytes: 8 << 30, DurationMs: 64000},
@@ -28,6 +29,7 @@ func TestDefaultCleanSteps(t *testing.T) {
 	}{
 		"erase_devices_metadata": {StepInterfaceDeploy, 99, CmdEraseDevicesMetadata},
 		"erase_devices":          {StepInterfaceDeploy, 10, CmdEraseDevices},
+		"erase_devices_express":  {StepInterfaceDeploy, 0, CmdEraseDevices},
 		"delete_configuration":   {StepInterfaceRAID, 0, CmdDeleteRAID},
 		"create_configuration":   {StepInterfaceRAID, 0, CmdCreateRAID},
 		"apply_configuration":    {StepInterfaceBIOS, 0, CmdApplyBIOSSettings},
@@ -44,6 +46,12 @@ func TestDefaultCleanSteps(t *testing.T) {
 		}
 		if CommandFeature(s.Command) == "" {
 			t.Errorf("step %s: command %q needs no feature", s.Step, s.Command)
+		}
+		if len(s.CommandArgs) > 0 {
+			var a EraseArgs
+			if err := DecodeArgs(s.CommandArgs, &a); err != nil || a.Validate() != nil {
+				t.Errorf("step %s: command_args %s: %v", s.Step, s.CommandArgs, err)
+			}
 		}
 	}
 }
