@@ -100,6 +100,7 @@ type qstream struct {
 	prev, cur *window
 	spare     []*window
 	partials  []*partial
+	freeBufs  [][]byte // partials' buffers, reused: no garbage per straddling item
 	scratch   []byte
 	eof       uint64
 
@@ -113,6 +114,7 @@ type qstream struct {
 	rangeRequests int
 
 	out []byte
+	br  bytes.Reader // the compressed chunk being decoded
 	fl  io.ReadCloser
 	zd  *zstd.Decoder
 }
@@ -207,6 +209,7 @@ func (q *qstream) feed(w *window, src *source) error {
 		if err := q.act(p.it, p.buf); err != nil {
 			return err
 		}
+		q.freeBufs = append(q.freeBufs, p.buf)
 	}
 	q.partials = kept
 	for len(q.pending) > 0 && q.pending[0].off < w.end {
@@ -238,11 +241,23 @@ func (q *qstream) serve(it item) error {
 		q.claim(it, it.off, end)
 		return q.act(it, q.windowBytes(it.off, it.n))
 	}
-	p := &partial{it: it, buf: make([]byte, it.n)}
+	p := &partial{it: it, buf: q.getBuf(it.n)}
 	p.filled = uint64(copy(p.buf, q.windowBytes(it.off, q.cur.end-it.off)))
 	q.claim(it, it.off, q.cur.end)
 	q.partials = append(q.partials, p)
 	return nil
+}
+
+// getBuf returns a buffer of n bytes, reusing one that a finished partial gave back.
+func (q *qstream) getBuf(n uint64) []byte {
+	for i, b := range q.freeBufs {
+		if uint64(cap(b)) >= n {
+			q.freeBufs[i] = q.freeBufs[len(q.freeBufs)-1]
+			q.freeBufs = q.freeBufs[:len(q.freeBufs)-1]
+			return b[:n]
+		}
+	}
+	return make([]byte, n, max(n, 2*q.cs))
 }
 
 // windowBytes returns [off, off+n) from the window, copying only when it spans both chunks.
@@ -568,8 +583,10 @@ func (q *qstream) actCompressed(it item, b []byte) error {
 	switch q.h.Compression {
 	case qcow2.CompressionZlib:
 		if q.fl == nil {
-			q.fl = flate.NewReader(bytes.NewReader(b))
-		} else if err := q.fl.(flate.Resetter).Reset(bytes.NewReader(b), nil); err != nil {
+			q.fl = flate.NewReader(&q.br)
+		}
+		q.br.Reset(b)
+		if err := q.fl.(flate.Resetter).Reset(&q.br, nil); err != nil {
 			return fmt.Errorf("qcow2: deflate: %w", err)
 		}
 		r = q.fl
@@ -581,7 +598,8 @@ func (q *qstream) actCompressed(it item, b []byte) error {
 			}
 			q.zd = zd
 		}
-		if err := q.zd.Reset(bytes.NewReader(b)); err != nil {
+		q.br.Reset(b)
+		if err := q.zd.Reset(&q.br); err != nil {
 			return fmt.Errorf("qcow2: zstd: %w", err)
 		}
 		r = q.zd
