@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 
@@ -64,7 +65,11 @@ func (w *Writer) Write(ctx context.Context, args proto.ConfigDriveArgs) (proto.C
 	if err := ctx.Err(); err != nil {
 		return proto.ConfigDriveResult{}, err
 	}
-	d, err := openDisk(args.Device)
+	dev := args.Device
+	if p, err := filepath.EvalSymlinks(dev); err == nil {
+		dev = p // /dev/disk/by-path/... → /dev/sda, whose partitions are /dev/sdaN
+	}
+	d, err := openDisk(dev)
 	if err != nil {
 		return proto.ConfigDriveResult{}, fmt.Errorf("write_configdrive: %w", err)
 	}

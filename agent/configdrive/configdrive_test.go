@@ -395,3 +395,16 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A by-path style symlink names the partition after the disk it points to.
+func TestWriteThroughSymlink(t *testing.T) {
+	path := mbrImage(t, 200*mib, 1)
+	link := filepath.Join(t.TempDir(), "pci-0000:00:1f.2-ata-1")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	res, err := newWriter(t).Write(context.Background(), args(link, content))
+	if err != nil || res.Partition != path+"2" || res.Device != path {
+		t.Errorf("Write(symlink) = %+v, %v; want partition %s2", res, err, path)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,6 +129,11 @@ func (r *RAID) Create(ctx context.Context, args proto.CreateRAIDArgs) (proto.RAI
 	disks, err := r.members(args)
 	if err != nil {
 		return proto.RAIDStatus{}, err
+	}
+	for i, d := range disks { // /dev/disk/by-id/... → /dev/sda, whose partitions are /dev/sdaN
+		if p, err := filepath.EvalSymlinks(d); err == nil {
+			disks[i] = p
+		}
 	}
 	cfg := args.TargetRAIDConfig
 	if err := cfg.ValidateSoftware(len(disks)); err != nil {
