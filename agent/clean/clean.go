@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -180,12 +181,12 @@ func (c *Cleaner) EraseDeviceMetadata(path string) (proto.ErasedDevice, error) {
 	defer d.Close()
 	parts, table := partitions(d.f, d.size, d.sector)
 	sigs := signatures(d.f, 0, d.size)
-	if table != "" && !contains(sigs, table) {
+	if table != "" && !slices.Contains(sigs, table) {
 		sigs = append([]string{table}, sigs...)
 	}
 	for _, p := range parts {
 		for _, s := range signatures(d.f, p.Start, p.End) {
-			if !contains(sigs, s) {
+			if !slices.Contains(sigs, s) {
 				sigs = append(sigs, s)
 			}
 		}
@@ -206,15 +207,6 @@ func (c *Cleaner) EraseDeviceMetadata(path string) (proto.ErasedDevice, error) {
 	c.log.Info().Str("device", path).Strs("signatures", sigs).Int("regions", len(rs)).Msg("metadata erased")
 	return proto.ErasedDevice{Device: path, Method: proto.EraseMetadata, Bytes: d.size, Regions: len(rs),
 		Signatures: sigs, DurationMs: c.cfg.Now().Sub(start).Milliseconds()}, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // EraseDevices runs erase_devices (args.Express: erase_devices_express), Concurrency devices

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,7 +301,7 @@ func TestAgainstUtilLinux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Devices[0].Signatures; !contains(got, "gpt") || !contains(got, "ext4") {
+	if got := res.Devices[0].Signatures; !slices.Contains(got, "gpt") || !slices.Contains(got, "ext4") {
 		t.Errorf("signatures = %v, want gpt and ext4", got)
 	}
 	if out := run(t, "wipefs", "--no-act", path); strings.TrimSpace(out) != "" {
@@ -410,7 +411,7 @@ func TestEraseDevicesExpress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := res.Devices[0]; d.Method != proto.EraseMetadata || !contains(d.Signatures, "gpt") {
+	if d := res.Devices[0]; d.Method != proto.EraseMetadata || !slices.Contains(d.Signatures, "gpt") {
 		t.Errorf("EraseDevices(express) = %+v, want the metadata erased", d)
 	}
 	if got := readFile(t, path, parts[0].Start+5*mib, 4); string(got) != "DATA" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,7 +86,7 @@ func TestLoopEraseMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !contains(res.Devices[0].Signatures, "gpt") {
+	if !slices.Contains(res.Devices[0].Signatures, "gpt") {
 		t.Errorf("signatures = %v, want gpt", res.Devices[0].Signatures)
 	}
 	f, err := os.Open(path)

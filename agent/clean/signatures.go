@@ -2,6 +2,7 @@ package clean
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"io"
 	"slices"
@@ -204,7 +205,7 @@ func regions(size int64, parts []extent) []region {
 	for _, p := range parts {
 		edges(p.Start, p.End)
 	}
-	slices.SortFunc(rs, func(a, b region) int { return cmpInt(a.Off, b.Off) })
+	slices.SortFunc(rs, func(a, b region) int { return cmp.Compare(a.Off, b.Off) })
 	var out []region
 	for _, r := range rs {
 		if r.Len <= 0 {
@@ -217,14 +218,4 @@ func regions(size int64, parts []extent) []region {
 		out = append(out, r)
 	}
 	return out
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
