@@ -183,16 +183,36 @@ func TestAgentLifecycleWithIpmiSim(t *testing.T) {
 	if err := os.WriteFile(target, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	patch := []map[string]any{
-		{"op": "add", "path": "/instance_info/image_source", "value": srv.URL + "/disk.raw"},
-		{"op": "add", "path": "/instance_info/image_disk_format", "value": "raw"},
-		{"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
-		{"op": "add", "path": "/instance_info/image_os_hash_value", "value": hex.EncodeToString(sum[:])},
-		{"op": "add", "path": "/instance_info/ferrum_target", "value": target},
+	setImage := func(checksum string) {
+		t.Helper()
+		patch := []map[string]any{
+			{"op": "add", "path": "/instance_info/image_source", "value": srv.URL + "/disk.raw"},
+			{"op": "add", "path": "/instance_info/image_disk_format", "value": "raw"},
+			{"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
+			{"op": "add", "path": "/instance_info/image_os_hash_value", "value": checksum},
+			{"op": "add", "path": "/instance_info/ferrum_target", "value": target},
+		}
+		if code, _, body := d.call("PATCH", "/v1/nodes/"+n.UUID, patch, nil); code != 200 {
+			t.Fatalf("instance_info: %d %s", code, body)
+		}
 	}
-	if code, _, body := d.call("PATCH", "/v1/nodes/"+n.UUID, patch, nil); code != 200 {
-		t.Fatalf("instance_info: %d %s", code, body)
+	// A bad checksum first: the deploy fails with the agent's reason, the disk is left
+	// unbootable, the node never becomes active.
+	setImage(hex.EncodeToString(make([]byte, 32)))
+	provision("active", nil)
+	got = d.waitNode(n.UUID, "deploy failed", func(x apiNode) bool {
+		return (x.ProvisionState == "active" || strings.HasSuffix(x.ProvisionState, "failed")) && x.Reservation == nil
+	})
+	if got.ProvisionState != "deploy failed" || !strings.Contains(strings.ToLower(str(got.LastError)), "checksum") {
+		t.Fatalf("deploy of a corrupt image: %s, last_error %q", got.ProvisionState, str(got.LastError))
 	}
+	if disk, err := os.ReadFile(target); err != nil || (len(disk) >= 512 && disk[510] == 0x55 && disk[511] == 0xAA) {
+		t.Errorf("after a failed write the disk still has a boot signature (read error %v)", err)
+	}
+	provision("deleted", nil)
+	d.waitNode(n.UUID, "available", func(x apiNode) bool { return x.ProvisionState == "available" && x.Reservation == nil })
+	setImage(hex.EncodeToString(sum[:])) // undeploy cleared instance_info, as Ironic does
+
 	provision("active", map[string]any{"configdrive": map[string]any{
 		"meta_data": map[string]any{"hostname": "deployed"}, "user_data": "#cloud-config\n"}})
 	got = d.waitNode(n.UUID, "active", func(x apiNode) bool {
