@@ -14,8 +14,9 @@ const (
 	// signatures at both ends of each disk and partition. Mutating. Arguments EraseArgs,
 	// result EraseResult.
 	CmdEraseDevicesMetadata = "erase_devices_metadata"
-	// CmdEraseDevices erases whole disks: secure discard where the device supports it, else
-	// zeros. Mutating. Arguments EraseArgs, result EraseResult; progress per device and byte.
+	// CmdEraseDevices erases whole disks: the device's secure erase (NVMe format, secure
+	// discard) where it has one, else a discard if allowed, else zeros (express: the metadata
+	// only). Mutating. Arguments EraseArgs, result EraseResult; progress per device and byte.
 	CmdEraseDevices = "erase_devices"
 )
 
