@@ -382,7 +382,19 @@ func (b *bound) cleanStep(ctx context.Context, n *node.Node, p plannedStep) erro
 	switch p.Command {
 	case proto.CmdEraseDevicesMetadata, proto.CmdEraseDevices:
 		var args proto.EraseArgs
-		if err := remarshal(p.args, &args); err != nil {
+		if len(p.CommandArgs) > 0 { // the step's fixed arguments (erase_devices_express)
+			if err := json.Unmarshal(p.CommandArgs, &args); err != nil {
+				return fmt.Errorf("arguments: %w", err)
+			}
+		}
+		raw, err := json.Marshal(p.args)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &args); err != nil {
+			return fmt.Errorf("arguments: %w", err)
+		}
+		if err := args.Validate(); err != nil {
 			return err
 		}
 		var res proto.EraseResult

@@ -221,6 +221,16 @@ func TestCleaning(t *testing.T) {
 	if n.DriverInternalInfo["raid_root_device"] != "/dev/md0" {
 		t.Errorf("raid root device = %v", n.DriverInternalInfo["raid_root_device"])
 	}
+	// erase_devices_express is erase_devices with its fixed arguments.
+	ag.calls = nil
+	if _, err := d.Deploy.Clean(ctx, n, []node.Step{{"interface": "deploy", "step": "erase_devices_express"}}); err != nil {
+		t.Fatal(err)
+	}
+	var ea proto.EraseArgs
+	json.Unmarshal(ag.args[proto.CmdEraseDevices], &ea)
+	if !ea.Express || ag.calls[len(ag.calls)-1] != proto.CmdEraseDevices {
+		t.Errorf("express step sent %v with %s", ag.calls, ag.args[proto.CmdEraseDevices])
+	}
 	_, err := d.Deploy.Clean(ctx, n, []node.Step{{"interface": "deploy", "step": "format_everything"}})
 	if err == nil || !strings.Contains(err.Error(), "no clean step deploy.format_everything") {
 		t.Errorf("unknown step = %v", err)
