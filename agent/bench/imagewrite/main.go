@@ -48,6 +48,7 @@ type config struct {
 	qcowData        int64
 	keep            bool
 	zlib            bool
+	cases           string
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.Int64Var(&c.qcowData, "qcow2-data", 1536*mib, "data in the qcow2 images (2/3 random, 1/3 hex text)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the generated images")
 	flag.BoolVar(&c.zlib, "zlib", false, "also a zlib-compressed qcow2 (slow: deflate)")
+	flag.StringVar(&c.cases, "cases", "raw,qcow2,sparse", "which comparisons to run")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "imagewrite:", err)
@@ -124,26 +126,33 @@ func run(ctx context.Context, c config) error {
 		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), targetDesc(c))
 
 	log("generating images in %s", img)
+	want := func(name string) bool { return slices.Contains(strings.Split(c.cases, ","), name) }
 	raw := filepath.Join(img, "random.raw")
-	if err := genRandom(raw, c.rawSize, 1); err != nil {
-		return err
+	if want("raw") {
+		if err := genRandom(raw, c.rawSize, 1); err != nil {
+			return err
+		}
 	}
 	sparse := filepath.Join(img, "sparse.raw")
-	if err := genExtents(sparse, c.sparseSize, c.sparseSize/10, 2); err != nil {
-		return err
+	if want("sparse") {
+		if err := genExtents(sparse, c.sparseSize, c.sparseSize/10, 2); err != nil {
+			return err
+		}
 	}
 	qsrc := filepath.Join(c.dir, "qcow2-source.raw")
-	if err := genExtents(qsrc, c.qcowVirtual, c.qcowData, 3); err != nil {
-		return err
-	}
 	qcows := []struct{ name, file string }{{"plain", "disk.qcow2"}, {"zstd clusters", "disk-zstd.qcow2"}}
-	if err := sh("qemu-img", "convert", "-f", "raw", "-O", "qcow2", qsrc, filepath.Join(img, "disk.qcow2")); err != nil {
-		return err
+	if want("qcow2") {
+		if err := genExtents(qsrc, c.qcowVirtual, c.qcowData, 3); err != nil {
+			return err
+		}
+		if err := sh("qemu-img", "convert", "-f", "raw", "-O", "qcow2", qsrc, filepath.Join(img, "disk.qcow2")); err != nil {
+			return err
+		}
+		if err := sh("qemu-img", "convert", "-c", "-o", "compression_type=zstd", "-f", "raw", "-O", "qcow2", qsrc, filepath.Join(img, "disk-zstd.qcow2")); err != nil {
+			return err
+		}
 	}
-	if err := sh("qemu-img", "convert", "-c", "-o", "compression_type=zstd", "-f", "raw", "-O", "qcow2", qsrc, filepath.Join(img, "disk-zstd.qcow2")); err != nil {
-		return err
-	}
-	if c.zlib {
+	if c.zlib && want("qcow2") {
 		qcows = append(qcows, struct{ name, file string }{"zlib clusters", "disk-zlib.qcow2"})
 		if err := sh("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", qsrc, filepath.Join(img, "disk-zlib.qcow2")); err != nil {
 			return err
@@ -185,7 +194,27 @@ func run(ctx context.Context, c config) error {
 		return []string{"bash", "-c", fmt.Sprintf("set -e; curl -sf -o %[1]s %[2]s; sha256sum %[1]s >/dev/null; qemu-img convert -f qcow2 -O raw -n -t none %[1]s %[3]s; rm -f %[1]s", shm, base+file, target)}
 	}
 
-	// 1. raw
+	if want("raw") {
+		if err := benchRaw(c, raw, target, sums, fresh, agentCmd, ddCmd, base); err != nil {
+			return err
+		}
+	}
+	if want("qcow2") {
+		if err := benchQCOW2(c, img, qsrc, target, qcows, fresh, agentCmd, ironicCmd); err != nil {
+			return err
+		}
+	}
+	if want("sparse") {
+		if err := benchSparse(c, sparse, target, fresh, agentCmd, ddCmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type cmdFunc func(file string) []string
+
+func benchRaw(c config, raw, target string, sums map[string]string, fresh func(int64) func() error, agentCmd, ddCmd cmdFunc, base string) error {
 	fi, _ := os.Stat(raw)
 	rawRes := []result{
 		{name: "ferrum-agent write-image (sha256 verified, O_DIRECT)", virtual: fi.Size()},
@@ -224,7 +253,10 @@ func run(ctx context.Context, c config) error {
 	fmt.Printf("ferrum vs dd: **%.2f×**; ferrum vs sha256 alone: **%.0f %%**\n\n",
 		rawRes[1].median().Seconds()/rawRes[0].median().Seconds(), 100*rawRes[3].median().Seconds()/rawRes[0].median().Seconds())
 
-	// 2. qcow2
+	return nil
+}
+
+func benchQCOW2(c config, img, qsrc, target string, qcows []struct{ name, file string }, fresh func(int64) func() error, agentCmd, ironicCmd cmdFunc) error {
 	for _, q := range qcows {
 		qfi, _ := os.Stat(filepath.Join(img, q.file))
 		res := []result{
@@ -252,7 +284,10 @@ func run(ctx context.Context, c config) error {
 			res[1].median().Seconds()/res[0].median().Seconds(), float64(res[0].rss)/1024)
 	}
 
-	// 3. sparse raw
+	return nil
+}
+
+func benchSparse(c config, sparse, target string, fresh func(int64) func() error, agentCmd, ddCmd cmdFunc) error {
 	sres := []result{
 		{name: "ferrum-agent write-image (zero MiBs zeroed, not written)", virtual: c.sparseSize},
 		{name: "curl \\| dd bs=4M oflag=direct conv=fsync", virtual: c.sparseSize},
