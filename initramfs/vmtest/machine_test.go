@@ -5,9 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,11 +26,11 @@ import (
 
 const mib = 1 << 20
 
-// machine is the VM most tests share: two virtio disks for RAID 1, two scsi-hd (an SSD with a
+// machineDisks: two 1 GiB virtio disks for RAID 1 (create_raid keeps room for an ESP), two scsi-hd (an SSD with a
 // WWN, a spinning disk), an NVMe disk and a config drive, plus SMBIOS identity.
 var machineDisks = []Disk{
-	{Size: 64 * mib, Bus: Virtio, Serial: "RAID-A"},
-	{Size: 64 * mib, Bus: Virtio, Serial: "RAID-B"},
+	{Size: 1024 * mib, Bus: Virtio, Serial: "RAID-A"},
+	{Size: 1024 * mib, Bus: Virtio, Serial: "RAID-B"},
 	{Size: 96 * mib, Bus: SCSI, Serial: "SSD-0", WWN: 0x5000c500a1b2c3d4, RotationRate: 1, Vendor: "ACME", Product: "SSD-X"},
 	{Size: 128 * mib, Bus: SCSI, Serial: "HDD-1", WWN: 0x5000c500deadbeef, RotationRate: 7200, Vendor: "ACME", Product: "HDD-Y"},
 	{Size: 80 * mib, Bus: NVMe, Serial: "NVME-0"},
@@ -86,25 +86,34 @@ func TestMachine(t *testing.T) {
 	iso, meta := configDrive(t, dir)
 	disks := append(append([]Disk(nil), machineDisks...), Disk{File: iso, Bus: Virtio, Serial: "CFG"})
 
-	img := make([]byte, 8*mib+4096) // not a multiple of a MiB, random (no zero runs to skip)
-	rand.Read(img)
+	img := mbrImage(8 * mib)
 	sum := sha256.Sum256(img)
 	writeArgs := proto.WriteImageArgs{ID: "vmtest", URLs: []string{serveImage(t, img)}, DiskFormat: proto.DiskFormatRaw,
 		OSHashAlgo: proto.HashSHA256, OSHashValue: hex.EncodeToString(sum[:]), ImageSize: int64(len(img)), Target: "@T@"}
 	writeJSON, _ := json.Marshal(writeArgs)
 	before, after, _ := strings.Cut(string(writeJSON), "@T@")
 
+	cdMeta := map[string]any{"uuid": "6c9e1f32-3b52-4b0e-9c1d-1f2e3d4c5b6a", "name": "vmtest"}
+	cdArgs, _ := json.Marshal(map[string]any{"device": "@T@", "configdrive": map[string]any{"meta_data": cdMeta}})
+	cdBefore, cdAfter, _ := strings.Cut(string(cdArgs), "@T@")
+	// SCSI disks are probed in parallel: sdX names vary from boot to boot, so find the SSD by WWN.
+	const findSSD = `for d in /sys/block/sd*; do if [ "$(cat $d/device/wwid)" = naa.5000c500a1b2c3d4 ]; then t=/dev/${d##*/}; fi; done` + "\n"
 	steps := []Step{
 		Exec("status", "get_status", nil),
+		Exec("inventory", proto.CmdInspect, nil),
 		{Name: "blocks", Shell: blockAttrs},
 		{Name: "dmi", Shell: `cd /sys/class/dmi/id; for f in sys_vendor product_name product_version product_serial product_uuid board_vendor board_serial chassis_serial chassis_asset_tag bios_vendor bios_version; do echo "$f=$(cat $f)"; done`},
 		{Name: "modules", Shell: `cat /proc/modules`},
-		{Name: "raid1", Shell: `mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 /dev/vda /dev/vdb 2>&1 && cat /proc/mdstat && mdadm --detail --export /dev/md0`},
+		Exec("create_raid", proto.CmdCreateRAID, json.RawMessage(`{"target_raid_config":{"logical_disks":[`+
+			`{"raid_level":"1","size_gb":"MAX","controller":"software","is_root_volume":true}]},"devices":["/dev/vda","/dev/vdb"]}`)),
+		Exec("get_raid", proto.CmdGetRAID, nil),
+		{Name: "mdstat", Shell: `cat /proc/mdstat`},
 		{Name: "dhcp", Shell: `dhclient -ipv6=false -timeout 20 2>&1; ip addr show eth0`},
-		// SCSI disks are probed in parallel: sdX names vary from boot to boot, so find the SSD by WWN.
-		{Name: "write_image", Shell: `for d in /sys/block/sd*; do if [ "$(cat $d/device/wwid)" = naa.5000c500a1b2c3d4 ]; then t=/dev/${d##*/}; fi; done
-ferrum-agent exec write_image ` + Quote(before) + `"$t"` + Quote(after)},
-		{Name: "configdrive", Shell: `mkdir -p /mnt/cfg && mount -r -t iso9660 /dev/vdc /mnt/cfg && cat /mnt/cfg/openstack/latest/meta_data.json`},
+		{Name: "write_image", Shell: findSSD + `ferrum-agent exec write_image ` + Quote(before) + `"$t"` + Quote(after)},
+		{Name: "write_configdrive", Shell: findSSD + `ferrum-agent exec write_configdrive ` + Quote(cdBefore) + `"$t"` + Quote(cdAfter)},
+		{Name: "read_configdrive", Shell: `mkdir -p /mnt/cd; for p in /sys/class/block/sd*[0-9]; do n=${p##*/}
+if mount -r -t iso9660 /dev/$n /mnt/cd 2>/dev/null; then echo $n; cat /mnt/cd/openstack/latest/meta_data.json; echo; umount /mnt/cd; fi; done`},
+		{Name: "iso", Shell: `mkdir -p /mnt/cfg && mount -r -t iso9660 /dev/vdc /mnt/cfg && cat /mnt/cfg/openstack/latest/meta_data.json`},
 	}
 	v := start(t, Config{Dir: dir, Disks: disks, SMBIOS: machineSMBIOS, Script: steps})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -162,8 +171,8 @@ ferrum-agent exec write_image ` + Quote(before) + `"$t"` + Quote(after)},
 				"device/vendor": vendor, "device/model": model}
 		}
 		want := map[string]map[string]string{
-			"RAID-A":               virtio(64*mib, "RAID-A"),
-			"RAID-B":               virtio(64*mib, "RAID-B"),
+			"RAID-A":               virtio(1024*mib, "RAID-A"),
+			"RAID-B":               virtio(1024*mib, "RAID-B"),
 			"CFG":                  virtio(isoSize.Size(), "CFG"),
 			"naa.5000c500a1b2c3d4": scsi(96*mib, "0", "naa.5000c500a1b2c3d4", "ACME", "SSD-X"),
 			"naa.5000c500deadbeef": scsi(128*mib, "1", "naa.5000c500deadbeef", "ACME", "HDD-Y"),
@@ -190,17 +199,36 @@ ferrum-agent exec write_image ` + Quote(before) + `"$t"` + Quote(after)},
 		}
 	})
 
-	t.Run("raid1", func(t *testing.T) {
-		r := res["raid1"]
-		if r.RC != 0 || !strings.Contains(r.Output, "MD_LEVEL=raid1") || !strings.Contains(r.Output, "MD_DEVICES=2") {
-			t.Fatalf("mdadm --create in the VM: rc %d, output:\n%s", r.RC, r.Output)
+	t.Run("inventory", func(t *testing.T) {
+		var inv proto.Inventory
+		if err := res["inventory"].Decode(&inv); err != nil {
+			t.Fatal(err)
 		}
-		// An md 1.2 superblock sits 4 KiB into each member.
-		for i := range 2 {
-			b := readAt(t, filepath.Join(dir, fmt.Sprintf("disk%d.raw", i)), 4096, 4)
-			if !bytes.Equal(b, []byte{0xfc, 0x4e, 0x2b, 0xa9}) {
-				t.Errorf("disk%d.raw: no md superblock magic at 4096 (%x)", i, b)
+		checkInventory(t, inv, isoSize(t, iso))
+	})
+
+	t.Run("raid1", func(t *testing.T) {
+		var got struct {
+			Arrays []proto.RAIDArray `json:"arrays"`
+		}
+		if err := res["create_raid"].Decode(&json.RawMessage{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := res["get_raid"].Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		arrays := got.Arrays
+		var r1 []proto.RAIDArray
+		for _, a := range arrays {
+			if a.RAIDLevel == "1" {
+				r1 = append(r1, a)
 			}
+		}
+		if len(r1) != 1 || len(r1[0].Members) != 2 {
+			t.Errorf("get_raid after create_raid = %+v, want one RAID 1 with two members", arrays)
+		}
+		if !strings.Contains(res["mdstat"].Output, "active raid1") || !strings.Contains(res["mdstat"].Output, "[UU]") {
+			t.Errorf("/proc/mdstat has no raid1:\n%s", res["mdstat"].Output)
 		}
 	})
 
@@ -213,14 +241,38 @@ ferrum-agent exec write_image ` + Quote(before) + `"$t"` + Quote(after)},
 			t.Errorf("write_image result = %+v", wr)
 		}
 		got := readAt(t, filepath.Join(dir, "disk2.raw"), 0, len(img))
+		// write_configdrive ran after write_image and added its partition to the MBR.
+		copy(got[462:510], img[462:510])
 		if !bytes.Equal(got, img) {
 			t.Errorf("disk2.raw after the VM stopped differs from the image (sha256 %x, want %x)", sha256.Sum256(got), sum)
 		}
 	})
 
 	t.Run("configdrive", func(t *testing.T) {
-		if got := strings.TrimSpace(res["configdrive"].Output); got != meta {
-			t.Errorf("meta_data.json read from the config drive in the VM = %q, want %q", got, meta)
+		var cd proto.ConfigDriveResult
+		if err := res["write_configdrive"].Decode(&cd); err != nil {
+			t.Fatal(err)
+		}
+		// The partition holds an ISO 9660 file system labelled config-2 (volume id at 0x8028).
+		if label := readAt(t, filepath.Join(dir, "disk2.raw"), cd.Offset+0x8028, 8); string(label) != "config-2" {
+			t.Errorf("volume id at the config drive partition (offset %d) = %q, want config-2", cd.Offset, label)
+		}
+		// And the guest mounts it and reads the metadata back.
+		out := strings.Fields(res["read_configdrive"].Output)
+		if len(out) != 2 || "/dev/"+out[0] != cd.Partition {
+			t.Fatalf("iso9660 partitions found in the VM: %q, want only %s (result %+v)", res["read_configdrive"].Output, cd.Partition, cd)
+		}
+		var got map[string]any
+		if err := json.Unmarshal([]byte(out[1]), &got); err != nil {
+			t.Fatalf("meta_data.json: %v", err)
+		}
+		for k, want := range cdMeta {
+			if got[k] != want {
+				t.Errorf("meta_data.json %s = %v, want %v (all: %v)", k, got[k], want, got)
+			}
+		}
+		if got := strings.TrimSpace(res["iso"].Output); got != meta {
+			t.Errorf("meta_data.json on the ISO disk = %q, want %q", got, meta)
 		}
 	})
 }
@@ -261,4 +313,75 @@ func parseBlockAttrs(out string) map[string]map[string]string {
 		got[disk][k] = strings.TrimSpace(v)
 	}
 	return got
+}
+
+// mbrImage is a whole-disk image of size bytes: an MBR with one Linux partition from 1 MiB to
+// size-1 MiB, random bytes everywhere else (no zero runs a writer could skip).
+func mbrImage(size int) []byte {
+	img := make([]byte, size)
+	rand.Read(img)
+	clear(img[446:510])
+	e := img[446:462]
+	e[4] = 0x83
+	binary.LittleEndian.PutUint32(e[8:], 2048)
+	binary.LittleEndian.PutUint32(e[12:], uint32(size/512-4096))
+	img[510], img[511] = 0x55, 0xaa
+	return img
+}
+
+func isoSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// checkInventory compares inspect's inventory with the machine's configuration.
+func checkInventory(t *testing.T, inv proto.Inventory, isoBytes int64) {
+	t.Helper()
+	type disk struct {
+		Size       int64
+		Rotational bool
+		WWN        string
+		Vendor     string
+		Model      string
+	}
+	got := map[string]disk{}
+	for _, d := range inv.Disks {
+		got[d.Serial] = disk{d.Size, d.Rotational, d.WWN, d.Vendor, d.Model}
+	}
+	if d, ok := got["NVME-0"]; ok { // QEMU's NVMe identity is fixed; its WWN format is the kernel's
+		d.WWN = ""
+		got["NVME-0"] = d
+	}
+	want := map[string]disk{
+		"RAID-A": {1024 * mib, true, "", "0x1af4", ""}, "RAID-B": {1024 * mib, true, "", "0x1af4", ""},
+		"CFG":    {isoBytes, true, "", "0x1af4", ""}, // virtio: the PCI vendor, as IPA reports it
+		"SSD-0":  {96 * mib, false, "0x5000c500a1b2c3d4", "ACME", "SSD-X"},
+		"HDD-1":  {128 * mib, true, "0x5000c500deadbeef", "ACME", "HDD-Y"},
+		"NVME-0": {80 * mib, false, "", got["NVME-0"].Vendor, "QEMU NVMe Ctrl"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("inventory disks by serial (-want +got):\n%s\nall: %+v", diff, inv.Disks)
+	}
+	sv := inv.SystemVendor
+	if sv.Manufacturer != "Acme" || sv.ProductName != "BM-1000" || sv.SerialNumber != "SYS-SERIAL-0001" ||
+		sv.Firmware.Vendor != "FerrumBIOS" || sv.Firmware.Version != "1.2.3" {
+		t.Errorf("inventory system_vendor = %+v, want the SMBIOS the VM was given", sv)
+	}
+	if inv.Ferrum == nil || inv.Ferrum.SystemUUID != "6c9e1f32-3b52-4b0e-9c1d-1f2e3d4c5b6a" {
+		t.Errorf("inventory ferrum extra = %+v, want the SMBIOS system UUID", inv.Ferrum)
+	}
+	if inv.CPU.Count != 2 || inv.Memory.PhysicalMB < 448 || inv.Memory.PhysicalMB > 576 {
+		t.Errorf("inventory cpu count %d, physical_mb %d; want 2 and about 512", inv.CPU.Count, inv.Memory.PhysicalMB)
+	}
+	macs := map[string]bool{}
+	for _, i := range inv.Interfaces {
+		macs[i.MACAddress] = true
+	}
+	if !macs["52:54:00:12:34:56"] {
+		t.Errorf("inventory interfaces = %+v, want the VM's NIC 52:54:00:12:34:56", inv.Interfaces)
+	}
 }

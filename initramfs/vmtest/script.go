@@ -53,7 +53,9 @@ func script(steps []Step, hold bool) (string, error) {
 		fmt.Fprintf(&b, "echo \"@@FERRUM-STEP %s $rc\" >/dev/ttyS1\ncat /tmp/ferrum-step.out >/dev/ttyS1\necho \"@@FERRUM-END %s\" >/dev/ttyS1\n", s.Name, s.Name)
 	}
 	b.WriteString("echo @@FERRUM-DONE >/dev/ttyS1\nsync\n")
-	if !hold {
+	if hold {
+		b.WriteString("cat /dev/ttyS1 >/dev/null\n") // blocks: if uinit ended, init would exit and the kernel panic
+	} else {
 		b.WriteString("poweroff\n")
 	}
 	return b.String(), nil
@@ -91,15 +93,22 @@ func (r StepResult) Decode(v any) error {
 	return nil
 }
 
-// Results waits for the script to finish (or QEMU to exit) and returns every step's result.
-// A step missing from the map did not finish.
-func (v *VM) Results(ctx context.Context) (map[string]StepResult, error) {
+// Results waits for the script's first run to finish (or QEMU to exit) and returns every
+// step's result. A step missing from the map did not finish.
+func (v *VM) Results(ctx context.Context) (map[string]StepResult, error) { return v.RunResults(ctx, 0) }
+
+// RunResults is Results for the script's n-th run (0-based): with Config.Reboot, every boot of
+// the same QEMU process runs the script again.
+func (v *VM) RunResults(ctx context.Context, n int) (map[string]StepResult, error) {
 	for {
 		v.mu.Lock()
-		done, exited, ch := v.done, v.exited, v.changed
-		out := make(map[string]StepResult, len(v.steps))
-		for _, n := range v.order {
-			out[n] = v.steps[n]
+		done, exited, ch := false, v.exited, v.changed
+		out := map[string]StepResult{}
+		if n < len(v.runs) {
+			done = v.runs[n].done
+			for k, r := range v.runs[n].steps {
+				out[k] = r
+			}
 		}
 		v.mu.Unlock()
 		if done {

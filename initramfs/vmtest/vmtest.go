@@ -75,8 +75,8 @@ type Config struct {
 	Script   []Step   // when set, uinit runs these instead of the agent, then powers off
 	// Hold keeps the guest running after the script instead of powering off.
 	Hold bool
-	// Reboot lets a guest reboot (or a QMP system_reset) restart the machine; by default QEMU
-	// exits on reboot and a kernel panic ends the run at once.
+	// Reboot lets a guest reboot (or a QMP system_reset) restart the machine, and a kernel
+	// panic too; by default QEMU exits on reboot and a panic ends the run at once.
 	Reboot bool
 	// Log receives every console line (t.Log); nil discards them.
 	Log func(line string)
@@ -101,9 +101,7 @@ type VM struct {
 	changed  chan struct{} // closed and replaced whenever console, steps or exit change
 	console  []Line
 	partial  []byte
-	steps    map[string]StepResult
-	order    []string
-	done     bool // @@FERRUM-DONE seen
+	runs     []*run // one per time the script ran (a reboot runs it again)
 	exited   bool
 	exitErr  error
 	qmpMu    sync.Mutex
@@ -196,7 +194,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("vmtest: results socket: %w", err)
 	}
 	os.Remove(filepath.Join(cfg.Dir, "qmp.sock"))
-	v := &VM{cfg: cfg, results: ln, changed: make(chan struct{}), steps: map[string]StepResult{},
+	v := &VM{cfg: cfg, results: ln, changed: make(chan struct{}),
 		waitDone: make(chan struct{})}
 	v.cmd = exec.Command(qemu, args...)
 	v.cmd.Stdout = lineWriter{v}
@@ -230,10 +228,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 func (v *VM) Args() []string { return v.cmd.Args }
 
 func qemuArgs(cfg *Config, initrd string) ([]string, error) {
-	cmdline := "console=ttyS0,115200 quiet"
-	if !cfg.Reboot {
-		cmdline += " panic=-1"
-	}
+	cmdline := "console=ttyS0,115200 quiet panic=-1"
 	if cfg.Cmdline != "" {
 		cmdline += " " + cfg.Cmdline
 	}
@@ -490,6 +485,12 @@ func (v *VM) Close() error {
 	return nil
 }
 
+// run is one execution of the script.
+type run struct {
+	steps map[string]StepResult
+	done  bool // @@FERRUM-DONE seen
+}
+
 // readResults reads the second serial port: step markers and outputs.
 func (v *VM) readResults() {
 	defer v.wg.Done()
@@ -501,36 +502,42 @@ func (v *VM) readResults() {
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var cur string
+	var pending StepResult
 	var out strings.Builder
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
-		if i := strings.Index(line, "@@FERRUM-END "); i > 0 { // output without a final newline
-			out.WriteString(line[:i])
+		// A marker may follow output without a final newline, or noise after a reset.
+		if i := strings.Index(line, "@@FERRUM-"); i > 0 {
+			if cur != "" {
+				out.WriteString(line[:i])
+			}
 			line = line[i:]
 		}
+		v.mu.Lock()
+		if len(v.runs) == 0 || line == "@@FERRUM-START" {
+			v.runs = append(v.runs, &run{steps: map[string]StepResult{}})
+		}
+		r := v.runs[len(v.runs)-1]
+		v.mu.Unlock()
 		switch {
 		case strings.HasPrefix(line, "@@FERRUM-STEP "):
 			f := strings.Fields(line)
 			if len(f) == 3 {
 				cur = f[1]
 				out.Reset()
-				v.mu.Lock()
 				rc, _ := strconv.Atoi(f[2])
-				v.steps[cur] = StepResult{Name: cur, RC: rc, At: time.Since(v.started)}
-				v.mu.Unlock()
+				pending = StepResult{Name: cur, RC: rc, At: time.Since(v.started)}
 			}
 		case strings.HasPrefix(line, "@@FERRUM-END "):
 			v.mu.Lock()
-			r := v.steps[cur]
-			r.Output = out.String()
-			v.steps[cur] = r
-			v.order = append(v.order, cur)
+			pending.Output = out.String()
+			r.steps[cur] = pending
 			v.notifyLocked()
 			v.mu.Unlock()
 			cur = ""
 		case line == "@@FERRUM-DONE":
 			v.mu.Lock()
-			v.done = true
+			r.done = true
 			v.notifyLocked()
 			v.mu.Unlock()
 		case cur != "":
