@@ -210,11 +210,17 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("vmtest: start qemu: %w", err)
 	}
 	v.wg.Add(2)
-	go v.readResults()
+	readerDone := make(chan struct{})
+	go func() {
+		defer v.wg.Done()
+		defer close(readerDone)
+		v.readResults()
+	}()
 	go func() {
 		defer v.wg.Done()
 		err := v.cmd.Wait()
-		v.results.Close() // the reader stops once QEMU is gone
+		v.results.Close() // unblocks Accept if QEMU never connected
+		<-readerDone      // everything QEMU wrote to ttyS1 has been read (EOF)
 		v.mu.Lock()
 		v.exited, v.exitErr = true, err
 		v.notifyLocked()
@@ -493,12 +499,11 @@ type run struct {
 
 // readResults reads the second serial port: step markers and outputs.
 func (v *VM) readResults() {
-	defer v.wg.Done()
 	conn, err := v.results.Accept()
 	if err != nil {
 		return
 	}
-	go func() { <-v.waitDone; conn.Close() }()
+	defer conn.Close() // read to EOF: QEMU closes its end when it exits
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var cur string
