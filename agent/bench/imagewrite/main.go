@@ -7,7 +7,8 @@
 //     ferrum-agent write-image vs Ironic's way (download to tmpfs, sha256sum, qemu-img convert);
 //  3. a sparse raw image: ferrum-agent write-image vs `curl | dd`.
 //
-// Every method runs as a subprocess; wall time is the median of -runs, peak RSS the largest
+// Images are served by a child process (http.FileServer). Every method runs as a subprocess;
+// wall time is the median of -runs, peak RSS the largest
 // Maxrss of the process tree. Every ferrum result is checked against its source with
 // qemu-img compare. It needs qemu-img, curl and dd (agent/image/test-setup.sh) and the
 // ferrum-agent binary (-agent). Only for benchmarks; nothing imports it.
@@ -64,7 +65,12 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the generated images")
 	flag.BoolVar(&c.zlib, "zlib", false, "also a zlib-compressed qcow2 (slow: deflate)")
 	flag.StringVar(&c.cases, "cases", "raw,qcow2,sparse", "which comparisons to run")
+	serveDir := flag.String("serve", "", "internal: serve this directory on loopback and print the address")
 	flag.Parse()
+	if *serveDir != "" {
+		serve(*serveDir)
+		return
+	}
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "imagewrite:", err)
 		os.Exit(1)
@@ -113,17 +119,31 @@ func run(ctx context.Context, c config) error {
 	if err := os.MkdirAll(img, 0o755); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The image server is a child process, as a real one would be: in this process it would
+	// share a scheduler with the measurements.
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(img))}
-	go srv.Serve(ln)
-	defer srv.Close()
-	base := "http://" + ln.Addr().String() + "/"
+	srv := exec.Command(self, "-serve", img)
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	line := make([]byte, 64)
+	n, err := out.Read(line)
+	if err != nil {
+		return fmt.Errorf("image server: %w", err)
+	}
+	base := "http://" + strings.TrimSpace(string(line[:n])) + "/"
 
-	fmt.Printf("# imagewrite: %s, %d CPUs (%s), kernel %s, Go %s, target %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), targetDesc(c))
+	fmt.Printf("# imagewrite: %s, %d CPUs (%s), kernel %s, Go %s, target %s; load average %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), targetDesc(c), loadavg())
+	defer func() { fmt.Printf("\nload average at the end: %s\n", loadavg()) }()
 
 	log("generating images in %s", img)
 	want := func(name string) bool { return slices.Contains(strings.Split(c.cases, ","), name) }
@@ -309,6 +329,17 @@ func benchSparse(c config, sparse, target string, fresh func(int64) func() error
 	return nil
 }
 
+// serve is the image server: http.FileServer (Range support, sendfile) on a loopback port.
+func serve(dir string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "imagewrite serve:", err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr().String())
+	http.Serve(ln, http.FileServer(http.Dir(dir)))
+}
+
 func log(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "imagewrite: "+format+"\n", args...)
 }
@@ -461,6 +492,15 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func kernel() string {
