@@ -22,6 +22,15 @@ type AgentLink struct {
 	BootID          string          `json:"boot_id,omitempty"`
 	ProtocolVersion int             `json:"protocol_version,omitempty"`
 	Status          json.RawMessage `json:"status,omitempty"` // the agent's latest get_status
+
+	// The network boot before the agent, recorded by the boot server: when the node's iPXE
+	// script, kernel and initramfs were last requested, from which client address, and the MAC
+	// the script was asked for.
+	ScriptFetchedAt time.Time `json:"script_fetched_at,omitzero"`
+	KernelFetchedAt time.Time `json:"kernel_fetched_at,omitzero"`
+	InitrdFetchedAt time.Time `json:"initrd_fetched_at,omitzero"`
+	BootClientAddr  string    `json:"boot_client_addr,omitempty"`
+	BootMAC         string    `json:"boot_mac,omitempty"`
 }
 
 // Connected reports whether the latest session is still open.
@@ -42,6 +51,15 @@ func (a *AgentLink) Merge(u AgentLink) {
 	setT(&a.DisconnectedAt, u.DisconnectedAt)
 	setT(&a.LastSeenAt, u.LastSeenAt)
 	setT(&a.CertNotAfter, u.CertNotAfter)
+	setT(&a.ScriptFetchedAt, u.ScriptFetchedAt)
+	setT(&a.KernelFetchedAt, u.KernelFetchedAt)
+	setT(&a.InitrdFetchedAt, u.InitrdFetchedAt)
+	if u.BootClientAddr != "" {
+		a.BootClientAddr = u.BootClientAddr
+	}
+	if u.BootMAC != "" {
+		a.BootMAC = u.BootMAC
+	}
 	if u.CertSerial != "" {
 		a.CertSerial = u.CertSerial
 	}
