@@ -84,6 +84,13 @@ type Config struct {
 	CAProvisioner          string        `yaml:"ca_provisioner" help:"name of the external step-ca's JWK provisioner for agents"`
 	CAProvisionerKeyFile   string        `yaml:"ca_provisioner_key_file" help:"private JWK (JSON) of that provisioner: it signs enrollment tokens"`
 
+	BootAddr          string `yaml:"boot_addr" help:"address of the HTTP boot server: iPXE scripts, kernel and initramfs (empty: none; needs agent_addr)"`
+	BootAdvertiseAddr string `yaml:"boot_advertise_addr" help:"HOST:PORT machines fetch boot files from (default boot_addr, or HOSTNAME:port when it listens on all addresses)"`
+	BootTFTPAddr      string `yaml:"boot_tftp_addr" help:"UDP address of the built-in TFTP server (boot.ipxe and Debian's iPXE binaries; empty: none)"`
+	BootKernel        string `yaml:"boot_kernel" help:"the agent ramdisk's kernel"`
+	BootInitramfs     string `yaml:"boot_initramfs" help:"the agent ramdisk's initramfs"`
+	BootKernelArgs    string `yaml:"boot_kernel_args" help:"extra kernel arguments of the agent ramdisk (e.g. console=ttyS0,115200)"`
+
 	NovaNotifications bool          `yaml:"nova_notifications" help:"tell Nova of power changes (power-update events) when nova_cloud is set"`
 	NovaCloud         string        `yaml:"nova_cloud" help:"the clouds.yaml cloud whose Keystone and Nova receive power-update events (empty: none)"`
 	NovaCloudsFile    string        `yaml:"nova_clouds_file" help:"clouds.yaml to read (default: OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack)"`
@@ -153,6 +160,9 @@ func Defaults() Config {
 		AgentTokenTTL:          2 * time.Hour,
 		AgentResumeTimeout:     60 * time.Second,
 		AgentHeartbeatInterval: 30 * time.Second,
+
+		BootKernel:    "initramfs/out/vmlinuz",
+		BootInitramfs: "initramfs/out/initramfs.cpio.gz",
 	}
 }
 
@@ -383,6 +393,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("database: a URL must be postgres://… or postgresql://…; a SQLite database is a file path"))
 	}
 	errs = append(errs, c.validateAgents()...)
+	errs = append(errs, c.validateBoot()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -426,6 +437,52 @@ func (c *Config) validateAgents() []error {
 		}
 		if c.AgentTLSCertFile == "" {
 			errs = append(errs, errors.New("ca_url needs agent_tls_cert_file: agents pin the external CA's root"))
+		}
+	}
+	return errs
+}
+
+// validateBoot checks the boot server's settings and fills the advertised address.
+func (c *Config) validateBoot() []error {
+	var errs []error
+	if c.BootAddr == "" {
+		if c.BootTFTPAddr != "" {
+			errs = append(errs, errors.New("boot_tftp_addr needs boot_addr: its chain script points there"))
+		}
+		return errs
+	}
+	if c.AgentAddr == "" {
+		errs = append(errs, errors.New("boot_addr needs agent_addr: the ramdisk's agent dials it"))
+	}
+	if c.BootAdvertiseAddr == "" {
+		c.BootAdvertiseAddr = c.BootAddr
+		if h, port, err := net.SplitHostPort(c.BootAddr); err == nil {
+			if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+				c.BootAdvertiseAddr = net.JoinHostPort(c.Hostname, port)
+			}
+		}
+	}
+	for name, a := range map[string]string{"boot_addr": c.BootAddr, "boot_advertise_addr": c.BootAdvertiseAddr,
+		"boot_tftp_addr": c.BootTFTPAddr} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, a, err))
+		}
+	}
+	if h, _, err := net.SplitHostPort(c.BootAdvertiseAddr); err == nil {
+		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("boot_advertise_addr %q: machines cannot fetch from it", c.BootAdvertiseAddr))
+		}
+	}
+	if c.BootKernel == "" || c.BootInitramfs == "" {
+		errs = append(errs, errors.New("boot_kernel and boot_initramfs must not be empty"))
+	}
+	for _, r := range c.BootKernelArgs {
+		if r < ' ' || r == 0x7f || r == '$' || r > 0x7e {
+			errs = append(errs, fmt.Errorf("boot_kernel_args: character %q not allowed (printable ASCII without '$')", r))
+			break
 		}
 	}
 	return errs
