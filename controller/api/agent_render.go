@@ -9,7 +9,7 @@ import (
 
 // withAgentLink shows a node's agent link in driver_internal_info, where Ironic keeps what it
 // knows of its agent: agent_last_heartbeat and agent_version under Ironic's names, and the
-// boot path and session under "ferrum_agent". m is not modified.
+// boot path (network boot included) and session under "ferrum_agent". m is not modified.
 func withAgentLink(m map[string]any, a *node.AgentLink) map[string]any {
 	if a == nil {
 		return m
@@ -35,6 +35,12 @@ func withAgentLink(m map[string]any, a *node.AgentLink) map[string]any {
 		"cert_not_after":   isoTime(a.CertNotAfter),
 		"boot_id":          strOrNil(a.BootID),
 		"protocol_version": a.ProtocolVersion,
+		// The network boot before the agent (controller/boot).
+		"script_fetched_at": isoTime(a.ScriptFetchedAt),
+		"kernel_fetched_at": isoTime(a.KernelFetchedAt),
+		"initrd_fetched_at": isoTime(a.InitrdFetchedAt),
+		"boot_client_addr":  strOrNil(a.BootClientAddr),
+		"boot_mac":          strOrNil(a.BootMAC),
 	}
 	if len(a.Status) > 0 {
 		var st any
