@@ -56,6 +56,8 @@ var rules = []rule{
 	{name: "the agent deploy plugs into the conductor only", from: "controller/agentdeploy",
 		deny: []string{"controller/api", "controller/store", "controller/power", "controller/hardware", "controller/httpauth",
 			"controller/metrics", "controller/agentlink", "controller/nova", "controller/config"}},
+	{name: "the boot server is an adapter", from: "controller/boot", deny: []string{"controller/"},
+		allow: []string{"controller/node", "controller/boot"}},
 	{name: "nova is an adapter", from: "controller/nova", deny: []string{"controller/"},
 		allow:  []string{"controller/node", "controller/nova"},
 		exempt: []string{"controller/nova/novatest"}},

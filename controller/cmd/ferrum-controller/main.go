@@ -134,6 +134,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer cond.Close()
 	agents.start(cond)
+	bootSrv, err := startBoot(cfg, cond, st, agents.agents() != nil, m.Registry(), log)
+	if err != nil {
+		return err
+	}
+	defer bootSrv.Close() // before the conductor: scripts mint tokens through it
 
 	handler, err := newHandler(cfg, cond, m, log)
 	if err != nil {
