@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the agent ramdisk (`make initramfs`): u-root's mkuimage in busybox mode with ferrum-agent
-# as uinit and a few u-root core commands, the Debian kernel's modules named in modules.txt (with
-# their dependencies and a trimmed modules.dep), and Debian's mdadm with the libraries it links.
+# (started by the uinit script beside this file) and a few u-root core commands, the Debian
+# kernel's modules named in modules.txt (with their dependencies and a trimmed modules.dep), and
+# Debian's mdadm with the libraries it links.
 # Writes OUT/vmlinuz, OUT/initramfs.cpio.gz and OUT/manifest.txt (versions and sha256 of every
 # input and output); prints the sizes and fails when the gzip exceeds the budget.
 #
@@ -155,6 +156,9 @@ add_elf() {
 }
 add_elf "$MDROOT" sbin/mdadm
 
+# --- uinit: efivarfs, DHCP, then the agent -------------------------------------------------------
+mkdir -p "$STAGE/bin" && cp "$HERE/uinit" "$STAGE/bin/uinit" && chmod 755 "$STAGE/bin/uinit"
+
 # --- extra files ------------------------------------------------------------------------------
 for spec in ${EXTRA_FILES:-}; do
 	src=${spec%%:*} dst=${spec#*:}
@@ -185,7 +189,7 @@ rm -f "$WORK/go.work.sum"
 say "mkuimage: ferrum-agent + ${UROOT_CMDS[*]}; ${#load[@]} modules (${#have[@]} files); mdadm"
 t0=$(date +%s)
 if ! (cd "$WORK" && GOWORK=$WORK/go.work "$MKUIMAGE" -build=bb -initcmd=init -defaultsh=gosh \
-	-uinitcmd=ferrum-agent -skip-ldd -o "$OUT/initramfs.cpio.tmp" "${FILES[@]}" "${CMDS[@]}") >"$OUT/mkuimage.log" 2>&1; then
+	-uinitcmd= -skip-ldd -o "$OUT/initramfs.cpio.tmp" "${FILES[@]}" "${CMDS[@]}") >"$OUT/mkuimage.log" 2>&1; then
 	tail -n 30 "$OUT/mkuimage.log" >&2
 	exit 1
 fi

@@ -230,6 +230,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	return v, nil
 }
 
+// Uptime is the time since QEMU was launched, the origin of Line.At.
+func (v *VM) Uptime() time.Duration { return time.Since(v.started) }
+
 // Args returns the QEMU command line (for logs).
 func (v *VM) Args() []string { return v.cmd.Args }
 
