@@ -157,9 +157,11 @@ func (s *Server) Stats() Stats {
 }
 
 // ChainScript is the fixed script a PXE client's iPXE fetches first (over TFTP or HTTP): it
-// chains to the node's own script, named by the MAC iPXE booted from.
+// chains to the node's own script, named by the MAC iPXE booted from. ${netX/mac} is the MAC of
+// the interface that configured itself last — the one that booted, also on a machine whose
+// iPXE sees several NICs, where net0 may be another.
 func (s *Server) ChainScript() []byte {
-	return []byte("#!ipxe\nchain http://" + s.cfg.AdvertiseAddr + ScriptPath + "?mac=${net0/mac}\n")
+	return []byte("#!ipxe\nchain http://" + s.cfg.AdvertiseAddr + ScriptPath + "?mac=${netX/mac}\n")
 }
 
 // exitScript makes iPXE return to the firmware, which tries the next boot device.

@@ -235,7 +235,7 @@ func TestScriptMintsPerFetch(t *testing.T) {
 
 func TestChainScript(t *testing.T) {
 	f := newFixture(t, testNodes(), nil)
-	want := "#!ipxe\nchain http://10.0.2.2:8080/boot/ipxe?mac=${net0/mac}\n"
+	want := "#!ipxe\nchain http://10.0.2.2:8080/boot/ipxe?mac=${netX/mac}\n"
 	if got := string(f.srv.ChainScript()); got != want {
 		t.Errorf("ChainScript() = %q, want %q", got, want)
 	}

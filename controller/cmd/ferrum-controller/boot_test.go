@@ -152,7 +152,7 @@ func TestBootServer(t *testing.T) {
 		t.Errorf("malformed MAC: %d %q, want 400", code, body)
 	}
 
-	// The node's script, as iPXE asks for it (upper case, as ${net0/mac} may print).
+	// The node's script, as iPXE asks for it (dashes and upper case work too).
 	code, hdr, body := fetch(t, bootURL+"/boot/ipxe?mac="+strings.ToUpper(mac))
 	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
 		t.Fatalf("script: %d %q, Cache-Control %q", code, body, hdr.Get("Cache-Control"))
@@ -256,7 +256,7 @@ func TestBootServer(t *testing.T) {
 	// TFTP: the chain script points at the advertised boot address.
 	if _, err := exec.LookPath("curl"); err == nil {
 		out, err := exec.Command("curl", "-sS", "--max-time", "10", "tftp://"+tftpAddr+"/boot.ipxe").Output()
-		if want := "#!ipxe\nchain " + bootURL + "/boot/ipxe?mac=${net0/mac}\n"; err != nil || string(out) != want {
+		if want := "#!ipxe\nchain " + bootURL + "/boot/ipxe?mac=${netX/mac}\n"; err != nil || string(out) != want {
 			t.Errorf("TFTP boot.ipxe = %q, %v; want %q", out, err, want)
 		}
 	} else if os.Getenv("FERRUM_SLOW") != "" {
