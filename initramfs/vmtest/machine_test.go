@@ -116,7 +116,7 @@ if mount -r -t iso9660 /dev/$n /mnt/cd 2>/dev/null; then echo $n; cat /mnt/cd/op
 		{Name: "iso", Shell: `mkdir -p /mnt/cfg && mount -r -t iso9660 /dev/vdc /mnt/cfg && cat /mnt/cfg/openstack/latest/meta_data.json`},
 	}
 	v := start(t, Config{Dir: dir, Disks: disks, SMBIOS: machineSMBIOS, Script: steps})
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := v.Results(ctx)
 	if err != nil {

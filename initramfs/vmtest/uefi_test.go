@@ -34,7 +34,7 @@ func TestUEFIVariableSurvivesReboot(t *testing.T) {
 		}
 		return "", s
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
 	// Boot 1: set, power off.
