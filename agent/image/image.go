@@ -235,6 +235,7 @@ func (w *Writer) write(ctx context.Context, args proto.WriteImageArgs, path stri
 		res.VirtualSize, ferr = writeRaw(ctx, src, t, d.length, comp == proto.CompressionNone, w.cfg.Writers, rep)
 	case proto.DiskFormatQCOW2:
 		q = newQStream(t, client, d, w.log)
+		defer q.stop() // before the wipe, deferred earlier
 		ferr = q.run(ctx, src, rep)
 		res.VirtualSize = int64(q.vsize)
 	}
@@ -257,6 +258,9 @@ func (w *Writer) write(ctx context.Context, args proto.WriteImageArgs, path stri
 		err := q.finish(ctx)
 		res.RangeRequests = q.rangeRequests
 		if err != nil {
+			return res, err
+		}
+		if err := q.stop(); err != nil {
 			return res, err
 		}
 	}

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"container/heap"
 	"context"
 	"crypto/sha256"
@@ -9,12 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"net/http"
 	"sort"
 
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/zstd"
 	"github.com/rs/zerolog"
 
 	"github.com/ferrumhq/ferrum/agent/internal/qcow2"
@@ -113,10 +109,7 @@ type qstream struct {
 	spanOff       uint64
 	rangeRequests int
 
-	out []byte
-	br  bytes.Reader // the compressed chunk being decoded
-	fl  io.ReadCloser
-	zd  *zstd.Decoder
+	dec *decoders // started at the first compressed cluster
 }
 
 func newQStream(t *target, c *http.Client, d *download, log zerolog.Logger) *qstream {
@@ -126,7 +119,6 @@ func newQStream(t *target, c *http.Client, d *download, log zerolog.Logger) *qst
 // run streams the whole file through. It returns errStreamEnded (wrapped) when the stream
 // ended before the image was complete, so that the download's own error can take precedence.
 func (q *qstream) run(ctx context.Context, src *source, rep *reporter) error {
-	defer q.close()
 	c, ok := src.next(ctx)
 	if !ok {
 		return fmt.Errorf("qcow2: %w before the header", errStreamEnded)
@@ -141,7 +133,6 @@ func (q *qstream) run(ctx context.Context, src *source, rep *reporter) error {
 	}
 	q.h, q.cs, q.vsize = h, h.ClusterSize(), h.VirtualSize
 	q.unit = min(q.cs, qcow2Chunk)
-	q.out = alignedBuf(int(q.cs))
 	if err := q.t.setSize(int64(q.vsize)); err != nil {
 		src.put(c)
 		return err
@@ -404,7 +395,6 @@ func (q *qstream) endStream(src *source) error {
 // finish serves the late items from hash-checked Range re-reads; call it only once the
 // whole file's checksum has passed.
 func (q *qstream) finish(ctx context.Context) error {
-	defer q.close()
 	for round := 0; len(q.late) > 0; round++ {
 		if round == maxRounds {
 			return fmt.Errorf("qcow2: metadata chain deeper than L1 → L2 → data")
@@ -579,40 +569,19 @@ func (q *qstream) actData(it item, b []byte) error {
 }
 
 func (q *qstream) actCompressed(it item, b []byte) error {
-	var r io.Reader
-	switch q.h.Compression {
-	case qcow2.CompressionZlib:
-		if q.fl == nil {
-			q.fl = flate.NewReader(&q.br)
-		}
-		q.br.Reset(b)
-		if err := q.fl.(flate.Resetter).Reset(&q.br, nil); err != nil {
-			return fmt.Errorf("qcow2: deflate: %w", err)
-		}
-		r = q.fl
-	case qcow2.CompressionZstd:
-		if q.zd == nil {
-			zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(8<<20))
-			if err != nil {
-				return fmt.Errorf("qcow2: zstd: %w", err)
-			}
-			q.zd = zd
-		}
-		q.br.Reset(b)
-		if err := q.zd.Reset(&q.br); err != nil {
-			return fmt.Errorf("qcow2: zstd: %w", err)
-		}
-		r = q.zd
+	if q.dec == nil {
+		q.dec = newDecoders(q.t, q.h)
 	}
-	if _, err := io.ReadFull(r, q.out); err != nil {
-		return fmt.Errorf("qcow2: compressed cluster at %#x (guest %#x): %w", it.off, it.guest, err)
-	}
-	return q.t.WriteAt(q.out[:min(q.cs, q.vsize-it.guest)], int64(it.guest))
+	return q.dec.add(b, it.off, it.guest, min(q.cs, q.vsize-it.guest))
 }
 
-func (q *qstream) close() {
-	if q.zd != nil {
-		q.zd.Close()
-		q.zd = nil
+// stop waits for the decoders' writes and returns their first error. Call it before the
+// target is synced or wiped.
+func (q *qstream) stop() error {
+	if q.dec == nil {
+		return nil
 	}
+	err := q.dec.stop()
+	q.dec = nil
+	return err
 }
