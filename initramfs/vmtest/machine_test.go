@@ -101,6 +101,7 @@ func TestMachine(t *testing.T) {
 	steps := []Step{
 		Exec("status", "get_status", nil),
 		Exec("inventory", proto.CmdInspect, nil),
+		{Name: "inventory_cmd", Shell: "ferrum-agent inventory"}, // the image builders' subcommand
 		{Name: "blocks", Shell: blockAttrs},
 		{Name: "dmi", Shell: `cd /sys/class/dmi/id; for f in sys_vendor product_name product_version product_serial product_uuid board_vendor board_serial chassis_serial chassis_asset_tag bios_vendor bios_version; do echo "$f=$(cat $f)"; done`},
 		{Name: "modules", Shell: `cat /proc/modules`},
@@ -205,6 +206,14 @@ if mount -r -t iso9660 /dev/$n /mnt/cd 2>/dev/null; then echo $n; cat /mnt/cd/op
 			t.Fatal(err)
 		}
 		checkInventory(t, inv, isoSize(t, iso))
+		var local proto.Inventory
+		if err := json.Unmarshal([]byte(res["inventory_cmd"].Output), &local); err != nil {
+			t.Fatalf("ferrum-agent inventory printed %q: %v", res["inventory_cmd"].Output, err)
+		}
+		if len(local.Disks) != len(inv.Disks) || local.SystemVendor != inv.SystemVendor {
+			t.Errorf("ferrum-agent inventory = %d disks, %+v; inspect = %d disks, %+v",
+				len(local.Disks), local.SystemVendor, len(inv.Disks), inv.SystemVendor)
+		}
 	})
 
 	t.Run("raid1", func(t *testing.T) {
