@@ -10,7 +10,8 @@
 // (through an extra archive the kernel unpacks after the image) that runs each Step, writes
 // "@@FERRUM-STEP name rc", the step's stdout and "@@FERRUM-END name" to /dev/ttyS1 (a Unix
 // socket on the host, so kernel messages never mix in), then "@@FERRUM-DONE", syncs and powers
-// off. Without a Script the image boots as it would on a node: ferrum-agent is uinit.
+// off. Without a Script the image boots as it would on a node: its uinit mounts efivarfs,
+// starts DHCP and runs ferrum-agent.
 package vmtest
 
 import (
@@ -33,8 +34,10 @@ import (
 // Bus is how a disk is attached.
 type Bus string
 
-// Buses. What the guest sees differs (see docs in testing-peers.md §6.4): virtio-blk has a serial
-// but no model or WWN and is always rotational; scsi-hd has WWN, vendor/product and rotation.
+// Buses. What the guest sees differs: virtio-blk has a serial but no model or WWN and is always
+// rotational; scsi-hd has a WWN, vendor/product, rotation and its serial only in VPD page 0x80;
+// NVMe has QEMU's fixed model and a wwid made from serial and model. SCSI disks are probed in
+// parallel, so their sdX names vary between boots: find them by WWN.
 const (
 	Virtio Bus = "virtio" // virtio-blk-pci: /dev/vdX
 	SCSI   Bus = "scsi"   // scsi-hd on one virtio-scsi-pci controller: /dev/sdX
