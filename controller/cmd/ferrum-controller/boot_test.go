@@ -287,3 +287,105 @@ func TestBootServer(t *testing.T) {
 		t.Error("no log line for the unknown MAC")
 	}
 }
+
+// TestBootServerPXEWithQEMU: a QEMU machine without -kernel network-boots as a node would:
+// its NIC's iPXE gets the chain script from QEMU's own TFTP (slirp), asks the boot server for
+// its node's script by MAC, loads the ramdisk from it, and the agent enrolls and connects. The
+// boot path shows in the API in order.
+func TestBootServerPXEWithQEMU(t *testing.T) {
+	gate(t, "FERRUM_VMTEST", "boots the agent ramdisk (make initramfs) under QEMU")
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatalf("FERRUM_VMTEST is set but QEMU is missing: %v", err)
+	}
+	out, err := filepath.Abs("../../../initramfs/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Fatalf("FERRUM_VMTEST is set but the ramdisk is not built (make initramfs): %v", err)
+		}
+	}
+	agentAddr, bootAddr := freeAddr(t), freeAddr(t)
+	_, agentPort, _ := net.SplitHostPort(agentAddr)
+	_, bootPort, _ := net.SplitHostPort(bootAddr)
+	// In the guest, 10.0.2.2 is the host's loopback.
+	d := startDaemon(t, "", "--agent-addr", agentAddr, "--agent-advertise-addr", "10.0.2.2:"+agentPort,
+		"--boot-addr", bootAddr, "--boot-advertise-addr", "10.0.2.2:"+bootPort,
+		"--boot-kernel", filepath.Join(out, "vmlinuz"), "--boot-initramfs", filepath.Join(out, "initramfs.cpio.gz"),
+		"--boot-kernel-args", "console=ttyS0,115200", "--fake-inspect-delay", "10m", "--shutdown-timeout", "2s")
+	const mac = "52:54:00:fe:00:01"
+	var n apiNode
+	if code, _, body := d.call("POST", "/v1/nodes", map[string]any{"driver": "fake-hardware", "name": "pxe-0"}, &n); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _, body := d.call("POST", "/v1/ports", map[string]any{"node_uuid": n.UUID, "address": mac}, nil); code != 201 {
+		t.Fatalf("port: %d %s", code, body)
+	}
+	for _, step := range []struct{ target, state string }{{"manage", "manageable"}, {"inspect", "inspecting"}} {
+		if code, _, body := d.call("PUT", "/v1/nodes/"+n.UUID+"/states/provision", map[string]any{"target": step.target}, nil); code != 202 {
+			t.Fatalf("%s: %d %s", step.target, code, body)
+		}
+		d.waitNode(n.UUID, step.state, func(x apiNode) bool { return x.ProvisionState == step.state })
+	}
+
+	tftp := t.TempDir()
+	code, _, chain := fetch(t, "http://"+bootAddr+"/boot/boot.ipxe")
+	if code != 200 {
+		t.Fatalf("chain script: %d %q", code, chain)
+	}
+	if err := os.WriteFile(filepath.Join(tftp, "boot.ipxe"), chain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	serial := &syncBuffer{}
+	vm := exec.Command(qemu, "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot", "-monitor", "none",
+		"-serial", "stdio", "-netdev", "user,id=n0,tftp="+tftp+",bootfile=boot.ipxe",
+		"-device", "virtio-net-pci,netdev=n0,mac="+mac+",bootindex=1")
+	vm.Stdout, vm.Stderr = serial, serial
+	if err := vm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { vm.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		vm.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("serial console:\n%s", serial.String())
+		}
+	})
+
+	var v bootView
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		if code, _, body := d.call("GET", "/v1/nodes/"+n.UUID, nil, &v); code != 200 {
+			t.Fatalf("GET node: %d %s", code, body)
+		}
+		if f := v.DriverInternalInfo.Ferrum; f != nil && f.Connected && f.ScriptFetchedAt != nil &&
+			f.KernelFetchedAt != nil && f.InitrdFetchedAt != nil && f.EnrolledAt != nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("QEMU exited: %v; boot path %+v", vm.ProcessState, v.DriverInternalInfo.Ferrum)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the machine never booted the agent; boot path %+v", v.DriverInternalInfo.Ferrum)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	f := v.DriverInternalInfo.Ferrum
+	if str(f.BootMAC) != mac || *f.KernelFetchedAt < *f.ScriptFetchedAt || *f.EnrolledAt < *f.InitrdFetchedAt {
+		t.Errorf("boot path: MAC %q, script %s, kernel %s, initrd %s, enrolled %s", str(f.BootMAC),
+			*f.ScriptFetchedAt, *f.KernelFetchedAt, *f.InitrdFetchedAt, *f.EnrolledAt)
+	}
+	if !strings.Contains(serial.String(), "ferrum.node="+n.UUID) {
+		t.Error("the guest's kernel command line lacks ferrum.node")
+	}
+	d.stop(syscall.SIGTERM)
+	if strings.Contains(d.logs.String(), "ferrum.token=") {
+		t.Error("the controller logged a kernel command line with the token")
+	}
+}
