@@ -43,7 +43,7 @@ const maxBlockSize = 1468
 // Request is a parsed read request.
 type Request struct {
 	Filename string
-	Mode     string            // lower case: octet or netascii
+	Mode     string            // lower case: octet or netascii (served as octet: no CR/LF translation)
 	Options  map[string]string // keys lower case, in the order irrelevant
 }
 
@@ -191,7 +191,8 @@ func (t *TFTP) serve() {
 			if errors.Is(err, errWrite) {
 				code = errAccess
 			}
-			t.log.Info().Err(err).Str("client", peer.String()).Msg("tftp: request refused")
+			// Debug: a stray or hostile packet must not flood the log.
+			t.log.Debug().Err(err).Str("client", peer.String()).Msg("tftp: request refused")
 			t.conn.WriteToUDP(errorPacket(code, err.Error()), peer)
 			continue
 		}
