@@ -219,6 +219,11 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "boot: "+err.Error())
 		return
 	}
+	if r.Method == http.MethodHead {
+		// No side effects: only a GET mints a token and is recorded.
+		writeScript(w, nil)
+		return
+	}
 	client := clientAddr(r)
 	log := s.log.With().Str("mac", mac).Str("client", client).Logger()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)

@@ -220,6 +220,16 @@ func TestScript(t *testing.T) {
 	}
 }
 
+// HEAD has no side effects: no token, no record.
+func TestScriptHead(t *testing.T) {
+	f := newFixture(t, testNodes(), nil)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, httptest.NewRequest("HEAD", "/boot/ipxe?mac="+macA, nil))
+	if w.Code != 200 || f.minted != 0 || len(f.links.all()) != 0 {
+		t.Errorf("HEAD: %d, %d tokens minted, %d records; want 200 and none", w.Code, f.minted, len(f.links.all()))
+	}
+}
+
 // Every fetch mints a new token: the script is never cached or reused.
 func TestScriptMintsPerFetch(t *testing.T) {
 	f := newFixture(t, testNodes(), nil)
