@@ -241,7 +241,8 @@ func (t *TFTP) transfer(peer *net.UDPAddr, req Request) {
 		return
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(t.ctx, func() { conn.SetDeadline(time.Now()) })
+	// Closing (not a deadline, which the next retransmission would push back) ends a blocked read.
+	stop := context.AfterFunc(t.ctx, func() { conn.Close() })
 	defer stop()
 
 	data, err := t.content(req.Filename)
