@@ -389,3 +389,35 @@ func FuzzScriptQuery(f *testing.F) {
 		}
 	})
 }
+
+// Any path and query on the boot handler: a file, a script or a 4xx (or a redirect to a
+// cleaned path), never a 5xx, and a token only in the script of the node asked for.
+func FuzzBootPaths(f *testing.F) {
+	for _, s := range []string{"/boot/vmlinuz", "/boot/nodes/" + uuidA + "/initramfs.cpio.gz", "/boot/ipxe?mac=" + macA,
+		"/boot/nodes/../../etc/passwd", "/boot/nodes/%2e%2e/vmlinuz", "/boot/boot.ipxe?x", "/", "/boot/nodes//vmlinuz"} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	kernel, initrd := filepath.Join(dir, "k"), filepath.Join(dir, "i")
+	os.WriteFile(kernel, []byte("kernel"), 0o600)
+	os.WriteFile(initrd, []byte("initrd"), 0o600)
+	srv, err := New(Config{Nodes: testNodes(), AdvertiseAddr: advAddr, Kernel: kernel, Initrd: initrd,
+		Params: func(context.Context, string) (string, error) { return "ferrum.token=" + secret, nil }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		req, err := http.NewRequest("GET", "http://x"+target, nil)
+		if err != nil || !strings.HasPrefix(target, "/") {
+			return // not a request a server could receive
+		}
+		w := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Errorf("GET %q: %d %q", target, w.Code, w.Body)
+		}
+		if strings.Contains(w.Body.String(), secret) && !strings.Contains(w.Body.String(), "ferrum.node="+uuidA) {
+			t.Errorf("GET %q: a token outside node A's script", target)
+		}
+	})
+}
