@@ -51,7 +51,7 @@ vet:
 
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
-FUZZPKGS ?= ./controller/api ./controller/nova ./controller/power/ipmi ./shared/proto ./agent/link ./agent/cmd/ferrum-agent ./agent/internal/qcow2 ./agent/image ./agent/configdrive ./agent/bios ./agent/clean ./agent/internal/gpt ./agent/internal/blockdev ./agent/inspect ./agent/inspect/hints
+FUZZPKGS ?= ./controller/api ./controller/boot ./controller/nova ./controller/power/ipmi ./shared/proto ./agent/link ./agent/cmd/ferrum-agent ./agent/internal/qcow2 ./agent/image ./agent/configdrive ./agent/bios ./agent/clean ./agent/internal/gpt ./agent/internal/blockdev ./agent/inspect ./agent/inspect/hints
 fuzz:
 	@for p in $(FUZZPKGS); do for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 		echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
