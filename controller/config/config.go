@@ -91,6 +91,9 @@ type Config struct {
 	BootInitramfs     string `yaml:"boot_initramfs" help:"the agent ramdisk's initramfs"`
 	BootKernelArgs    string `yaml:"boot_kernel_args" help:"extra kernel arguments of the agent ramdisk (e.g. console=ttyS0,115200)"`
 
+	EraseDevicesPriority         int `yaml:"erase_devices_priority" help:"priority of erase_devices in automated cleaning (-1: the agent's, 10; 0: skip)"`
+	EraseDevicesMetadataPriority int `yaml:"erase_devices_metadata_priority" help:"priority of erase_devices_metadata in automated cleaning (-1: the agent's, 99; 0: skip)"`
+
 	NovaNotifications bool          `yaml:"nova_notifications" help:"tell Nova of power changes (power-update events) when nova_cloud is set"`
 	NovaCloud         string        `yaml:"nova_cloud" help:"the clouds.yaml cloud whose Keystone and Nova receive power-update events (empty: none)"`
 	NovaCloudsFile    string        `yaml:"nova_clouds_file" help:"clouds.yaml to read (default: OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack)"`
@@ -147,6 +150,9 @@ func Defaults() Config {
 		IPMICallTimeout:              15 * time.Second,
 		IPMIFailureThreshold:         2,
 		IPMIProbeInterval:            10 * time.Second,
+
+		EraseDevicesPriority:         -1,
+		EraseDevicesMetadataPriority: -1,
 
 		NovaNotifications: true,
 		NovaBatchSize:     100,
@@ -354,6 +360,9 @@ func (c *Config) validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative (0 disables)", name, d))
 		}
+	}
+	if c.EraseDevicesPriority < -1 || c.EraseDevicesMetadataPriority < -1 {
+		errs = append(errs, fmt.Errorf("erase_devices_priority and erase_devices_metadata_priority: want -1 (the agent's), 0 (skip) or a priority"))
 	}
 	switch c.NovaInterface {
 	case "", "public", "internal", "admin":

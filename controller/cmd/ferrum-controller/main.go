@@ -87,7 +87,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer bmcs.Close() // after the conductor has stopped using it
 	var others func(*node.Node, *conductor.Driver) error
 	if ag := agents.agents(); ag != nil {
-		ad, err := agentdeploy.New(agentdeploy.Config{Agents: ag, Log: log})
+		acfg := agentdeploy.Config{Agents: ag, Log: log}
+		if p := cfg.EraseDevicesPriority; p >= 0 {
+			acfg.EraseDevicesPriority = &p
+		}
+		if p := cfg.EraseDevicesMetadataPriority; p >= 0 {
+			acfg.EraseDevicesMetadataPriority = &p
+		}
+		ad, err := agentdeploy.New(acfg)
 		if err != nil {
 			return err
 		}
