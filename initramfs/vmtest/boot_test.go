@@ -34,7 +34,7 @@ func start(t *testing.T, cfg Config) *VM {
 }
 
 // TestBootAgentStarts boots the image as a node would (the image's uinit brings up DHCP and
-// starts ferrum-agent), with SeaBIOS and with OVMF, and measures boot → agent started and
+// starts ferrum-agent), with SeaBIOS and a virtio NIC and with OVMF and an e1000, and measures boot → agent started and
 // boot → the agent's first TCP connection to its controller (here a bare listener: the TLS
 // handshake that follows fails, which is not what this test is about).
 func TestBootAgentStarts(t *testing.T) {
@@ -44,7 +44,8 @@ func TestBootAgentStarts(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		uefi bool
-	}{{"seabios", false}, {"ovmf", true}} {
+		nic  string
+	}{{"seabios", false, "virtio-net-pci"}, {"ovmf", true, "e1000"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -54,7 +55,7 @@ func TestBootAgentStarts(t *testing.T) {
 			_, port, _ := net.SplitHostPort(ln.Addr().String())
 			cmdline := "ferrum.controller=10.0.2.2:" + port + " ferrum.fingerprint=" + strings.Repeat("ab", 32) +
 				" ferrum.token=e30." + claims + ".c2ln"
-			v := start(t, Config{Cmdline: cmdline, UEFI: tc.uefi})
+			v := start(t, Config{Cmdline: cmdline, UEFI: tc.uefi, NIC: tc.nic})
 			dialed := make(chan time.Duration, 1)
 			go func() {
 				if c, err := ln.Accept(); err == nil {

@@ -67,7 +67,7 @@ func TestWriteCPIO(t *testing.T) {
 
 func TestQemuArgs(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: dir, Kernel: "K", MemoryMiB: 256, CPUs: 1, Cmdline: "x=1",
+	cfg := Config{Dir: dir, Kernel: "K", MemoryMiB: 256, CPUs: 1, Cmdline: "x=1", NIC: "e1000", MAC: "52:54:00:00:00:01",
 		Disks: []Disk{
 			{Size: 1 << 20, Serial: "V0"},
 			{Size: 1 << 20, Bus: SCSI, Serial: "S0", WWN: 0x5000c500a1b2c3d4, RotationRate: 1, Vendor: "ACME", Product: "SSD"},
@@ -96,7 +96,7 @@ func TestQemuArgs(t *testing.T) {
 		t.Errorf("qemuArgs devices (-want +got):\n%s", diff)
 	}
 	joined := strings.Join(args, " ")
-	for _, w := range []string{"-accel tcg", "-m 256", "-smp 1", "-smbios type=1,serial=SYS-1", "-initrd I",
+	for _, w := range []string{"-accel tcg", "-device e1000,netdev=n0,romfile=,mac=52:54:00:00:00:01", "-m 256", "-smp 1", "-smbios type=1,serial=SYS-1", "-initrd I",
 		"-append console=ttyS0,115200 quiet panic=-1 x=1", "-no-reboot"} {
 		if !strings.Contains(joined, w) {
 			t.Errorf("qemuArgs = %q, want it to contain %q", joined, w)

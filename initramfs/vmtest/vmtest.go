@@ -73,6 +73,7 @@ type Config struct {
 	VarsFile string
 	SMBIOS   []string // -smbios values, e.g. "type=1,manufacturer=Acme,serial=S1"
 	MAC      string   // the NIC's address; default 52:54:00:12:34:56
+	NIC      string   // the NIC's QEMU model: virtio-net-pci (default), e1000, e1000e
 	Cmdline  string   // appended to the kernel command line
 	Files    []File   // extra files for the guest
 	Script   []Step   // when set, uinit runs these instead of the agent, then powers off
@@ -174,6 +175,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if cfg.MAC == "" {
 		cfg.MAC = "52:54:00:12:34:56"
 	}
+	if cfg.NIC == "" {
+		cfg.NIC = "virtio-net-pci"
+	}
 	if cfg.Log == nil {
 		cfg.Log = func(string) {}
 	}
@@ -250,7 +254,7 @@ func qemuArgs(cfg *Config, initrd string) ([]string, error) {
 		"-chardev", "socket,id=res,path=" + filepath.Join(cfg.Dir, "ttyS1.sock"), "-serial", "chardev:res",
 		"-qmp", "unix:" + filepath.Join(cfg.Dir, "qmp.sock") + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",
-		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=,mac=" + cfg.MAC,
+		"-netdev", "user,id=n0", "-device", cfg.NIC + ",netdev=n0,romfile=,mac=" + cfg.MAC,
 		"-kernel", cfg.Kernel, "-initrd", initrd, "-append", cmdline}
 	if !cfg.Reboot {
 		a = append(a, "-no-reboot")
