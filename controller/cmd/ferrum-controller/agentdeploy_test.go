@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	bin "encoding/binary"
@@ -17,8 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferrumhq/ferrum/controller/power/ipmi/bmcsim"
 )
 
 // mbrImage builds a raw disk image of size bytes with an MBR and one Linux partition of
@@ -68,26 +65,7 @@ func (d *daemon) callAt(version, method, path string, body, out any) (int, strin
 // rebooted → active. undeploy → powered off → available. Automated cleaning is off: the agent
 // runs on this machine, whose disks must not be erased.
 func TestAgentLifecycleWithIpmiSim(t *testing.T) {
-	gate(t, "FERRUM_IPMI_SIM", "needs ipmi_sim (openipmi) and ipmitool")
-	for _, tool := range []string{"ipmi_sim", "ipmitool"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("FERRUM_IPMI_SIM is set but %s is missing: %v", tool, err)
-		}
-	}
-	ctx := context.Background()
-	sim, err := bmcsim.StartSim(ctx, bmcsim.SimOptions{Dir: t.TempDir(), Password: bmcPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	ipmitool := func(args ...string) string {
-		t.Helper()
-		out, err := sim.Ipmitool(ctx, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	sim, ipmitool := startIpmiSim(t)
 	agentBin, certsBin := agentBinaries(t)
 	agentAddr := freeAddr(t)
 	d := startDaemon(t, "", "--agent-addr", agentAddr, "--power-sync-interval", "0", "--agent-heartbeat-interval", "1s")

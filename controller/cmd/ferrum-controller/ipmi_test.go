@@ -38,18 +38,17 @@ func (d *daemon) manage(ident string) apiNode {
 	})
 }
 
-func (d *daemon) noSecretsInLogs() {
-	d.t.Helper()
-	if strings.Contains(d.logs.String(), bmcPassword) {
-		d.t.Errorf("the BMC password appears in the daemon's logs")
+// startIpmiSim gates the test on FERRUM_IPMI_SIM (failing when a tool is missing), starts an
+// ipmi_sim BMC with bmcPassword, and returns it with an ipmitool runner that fails the test
+// on error.
+func startIpmiSim(t *testing.T, tools ...string) (*bmcsim.Sim, func(args ...string) string) {
+	t.Helper()
+	why := "needs ipmi_sim (openipmi) and ipmitool"
+	if len(tools) > 0 {
+		why += " and " + strings.Join(tools, ", ")
 	}
-}
-
-// TestIPMIWithIpmiSim drives a node whose BMC is OpenIPMI's ipmi_sim with the baremetal CLI and
-// checks every effect independently with ipmitool.
-func TestIPMIWithIpmiSim(t *testing.T) {
-	gate(t, "FERRUM_IPMI_SIM", "needs ipmi_sim (openipmi), ipmitool and the baremetal CLI")
-	for _, tool := range []string{"ipmi_sim", "ipmitool", "baremetal"} {
+	gate(t, "FERRUM_IPMI_SIM", why)
+	for _, tool := range append([]string{"ipmi_sim", "ipmitool"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("FERRUM_IPMI_SIM is set but %s is missing: %v", tool, err)
 		}
@@ -60,7 +59,7 @@ func TestIPMIWithIpmiSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	ipmitool := func(args ...string) string {
+	return sim, func(args ...string) string {
 		t.Helper()
 		out, err := sim.Ipmitool(ctx, args...)
 		if err != nil {
@@ -68,6 +67,19 @@ func TestIPMIWithIpmiSim(t *testing.T) {
 		}
 		return out
 	}
+}
+
+func (d *daemon) noSecretsInLogs() {
+	d.t.Helper()
+	if strings.Contains(d.logs.String(), bmcPassword) {
+		d.t.Errorf("the BMC password appears in the daemon's logs")
+	}
+}
+
+// TestIPMIWithIpmiSim drives a node whose BMC is OpenIPMI's ipmi_sim with the baremetal CLI and
+// checks every effect independently with ipmitool.
+func TestIPMIWithIpmiSim(t *testing.T) {
+	sim, ipmitool := startIpmiSim(t, "baremetal")
 	waitBMC := func(want string) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)

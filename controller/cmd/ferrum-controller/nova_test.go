@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferrumhq/ferrum/controller/nova/novatest"
-	"github.com/ferrumhq/ferrum/controller/power/ipmi/bmcsim"
 )
 
 const novaPassword = "Nv4-ferrum-keystone-pw"
@@ -221,28 +219,9 @@ func grepLines(s, sub string) string {
 // state, as Ironic); without forcing the controller records the change and tells Nova
 // POWER_ON.
 func TestNovaPowerUpdateWithIpmiSim(t *testing.T) {
-	gate(t, "FERRUM_IPMI_SIM", "needs ipmi_sim (openipmi), ipmitool and the baremetal CLI")
-	for _, tool := range []string{"ipmi_sim", "ipmitool", "baremetal"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("FERRUM_IPMI_SIM is set but %s is missing: %v", tool, err)
-		}
-	}
+	sim, ipmitool := startIpmiSim(t, "baremetal")
 	const instance = "3b2a5e4c-7d0d-4a47-9d7e-3d1a3f5b9c10"
 	nova, flags := startNova(t, instance)
-	ctx := context.Background()
-	sim, err := bmcsim.StartSim(ctx, bmcsim.SimOptions{Dir: t.TempDir(), Password: bmcPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	ipmitool := func(args ...string) string {
-		t.Helper()
-		out, err := sim.Ipmitool(ctx, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
 	tags := func() []string {
 		var out []string
 		for _, r := range nova.Received() {
