@@ -82,15 +82,18 @@ func New(cfg Config) (*Writer, error) {
 	return &Writer{cfg: cfg, log: cfg.Log.With().Str("component", "image").Logger()}, nil
 }
 
-// Handler returns the runner handler of proto.CmdWriteImage. Progress messages carry the bytes,
-// percentage and rate, e.g. "512.0 MiB of 1.0 GiB (50%) at 800.0 MiB/s".
+// Handler returns the runner handler of proto.CmdWriteImage. Progress reports carry a
+// proto.WriteImageProgress as data and a message for people, e.g.
+// "512.0 MiB of 1.0 GiB (50%) at 800.0 MiB/s".
 func (w *Writer) Handler() runner.Handler {
 	return runner.HandlerFunc(func(ctx context.Context, raw json.RawMessage, progress func(float64, string)) (any, error) {
 		var args proto.WriteImageArgs
 		if err := proto.DecodeArgs(raw, &args); err != nil {
 			return nil, err
 		}
-		return w.Write(ctx, args, func(p proto.WriteImageProgress) { progress(p.Percent, ProgressMessage(p)) })
+		return w.Write(ctx, args, func(p proto.WriteImageProgress) {
+			runner.ReportData(ctx, p.Percent, ProgressMessage(p), p)
+		})
 	})
 }
 

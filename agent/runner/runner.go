@@ -28,6 +28,17 @@ type Handler interface {
 	Run(ctx context.Context, args json.RawMessage, progress func(percent float64, message string)) (any, error)
 }
 
+type reportKey struct{}
+
+// ReportData sends a progress report with structured data (proto.Progress.Data, e.g.
+// proto.WriteImageProgress) from a handler: ctx is the one Run received. Elsewhere it does
+// nothing.
+func ReportData(ctx context.Context, percent float64, message string, data any) {
+	if f, ok := ctx.Value(reportKey{}).(func(float64, string, any)); ok {
+		f(percent, message, data)
+	}
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, args json.RawMessage, progress func(percent float64, message string)) (any, error)
 
@@ -158,6 +169,15 @@ func (r *Runner) run(ctx context.Context, j *Job, h Handler, args json.RawMessag
 	report := func(pct float64, msg string) {
 		j.progress(proto.Progress{ID: j.ID, Time: r.now(), Percent: pct, Message: msg})
 	}
+	ctx = context.WithValue(ctx, reportKey{}, func(pct float64, msg string, data any) {
+		p := proto.Progress{ID: j.ID, Time: r.now(), Percent: pct, Message: msg}
+		if data != nil {
+			if b, err := json.Marshal(data); err == nil {
+				p.Data = b
+			}
+		}
+		j.progress(p)
+	})
 	var data any
 	err := func() (err error) {
 		defer func() {

@@ -153,3 +153,24 @@ func TestRefusals(t *testing.T) {
 		t.Error("Start after Close succeeded")
 	}
 }
+
+// TestReportData: a handler's structured progress reaches the report as JSON data.
+func TestReportData(t *testing.T) {
+	r := New(Config{})
+	defer r.Close()
+	r.Register("work", HandlerFunc(func(ctx context.Context, _ json.RawMessage, _ func(float64, string)) (any, error) {
+		ReportData(ctx, 50, "half", map[string]int{"bytes": 512})
+		return nil, nil
+	}), true)
+	got := make(chan proto.Progress, 4)
+	j, perr := r.Start(proto.Command{ID: "c1", Name: "work"}, func(p proto.Progress) { got <- p })
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	<-j.Done()
+	p := <-got
+	if p.Percent != 50 || p.Message != "half" || string(p.Data) != `{"bytes":512}` {
+		t.Errorf("progress = %+v (data %s)", p, p.Data)
+	}
+	ReportData(context.Background(), 1, "nowhere", nil) // outside a handler: nothing happens
+}
