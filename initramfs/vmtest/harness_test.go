@@ -3,6 +3,8 @@ package vmtest
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,10 +99,14 @@ func TestQemuArgs(t *testing.T) {
 	}
 	joined := strings.Join(args, " ")
 	for _, w := range []string{"-accel tcg", "-device e1000,netdev=n0,romfile=,mac=52:54:00:00:00:01", "-m 256", "-smp 1", "-smbios type=1,serial=SYS-1", "-initrd I",
-		"-append console=ttyS0,115200 quiet panic=-1 x=1", "-no-reboot"} {
+		"-readconfig " + filepath.Join(dir, "qemu.cfg"), "-no-reboot"} {
 		if !strings.Contains(joined, w) {
 			t.Errorf("qemuArgs = %q, want it to contain %q", joined, w)
 		}
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, "qemu.cfg"))
+	if want := "[machine]\n  append = \"console=ttyS0,115200 quiet panic=-1 x=1\"\n"; err != nil || string(conf) != want {
+		t.Errorf("qemu.cfg = %q, %v; want %q", conf, err, want)
 	}
 }
 

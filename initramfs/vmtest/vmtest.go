@@ -255,7 +255,16 @@ func qemuArgs(cfg *Config, initrd string) ([]string, error) {
 		"-qmp", "unix:" + filepath.Join(cfg.Dir, "qmp.sock") + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",
 		"-netdev", "user,id=n0", "-device", cfg.NIC + ",netdev=n0,romfile=,mac=" + cfg.MAC,
-		"-kernel", cfg.Kernel, "-initrd", initrd, "-append", cmdline}
+		"-kernel", cfg.Kernel, "-initrd", initrd}
+	// The command line (it may hold an enrollment token) goes through a 0600 file, not argv.
+	if strings.ContainsAny(cmdline, "\"\n") {
+		return nil, errors.New("vmtest: Config.Cmdline must not contain quotes or newlines")
+	}
+	conf := filepath.Join(cfg.Dir, "qemu.cfg")
+	if err := os.WriteFile(conf, []byte("[machine]\n  append = \""+cmdline+"\"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("vmtest: %w", err)
+	}
+	a = append(a, "-readconfig", conf)
 	if !cfg.Reboot {
 		a = append(a, "-no-reboot")
 	}
