@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +61,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if sub, ok := subcommands[args[0]]; ok {
 			return sub(ctx, args[1:], os.Stdout, stderr)
 		}
+	}
+	// The ramdisk has no swap: keep the heap near what is live (image writes need ~25 MiB,
+	// a config drive up to its 64 MiB ISO). A soft limit: the GC works harder, nothing fails.
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
 	}
 	fs := flag.NewFlagSet("ferrum-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
