@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-setup unit vet fuzz bench bench-image bench-agentlink bench-powersync bench-cluster clean initramfs
+.PHONY: all build run test test-setup unit vet fuzz bench bench-image bench-agentlink bench-powersync bench-cluster clean initramfs e2e demo
 
 all: build
 
@@ -19,13 +19,13 @@ run: build
 # Everything CI runs: the package installs, vet, the whole suite with the race detector, and the
 # slow tests that need real peers (FERRUM_CLI_TEST: the baremetal CLI; FERRUM_SLOW: crash tests;
 # FERRUM_IPMI_SIM: ipmi_sim BMCs checked with ipmitool; FERRUM_LOOPDEV: loop devices and md, as root;
-# FERRUM_VMTEST: the ramdisk booted under QEMU;
+# FERRUM_VMTEST: the ramdisk booted under QEMU; FERRUM_E2E: the whole lifecycle on a QEMU machine behind ipmi_sim;
 # FERRUM_QEMU_IMG: qcow2 fixtures built and checked with qemu-img;
 # FERRUM_PG_DSN: a throwaway PostgreSQL server, started here and stopped after the tests).
 test: test-setup vet
 	@pg=$$(mktemp -d /tmp/ferrum-pg.XXXXXX) && dsn=$$(bash controller/store/postgres/test-setup.sh start $$pg) || exit 1; \
 	echo "FERRUM_PG_DSN=$$dsn"; \
-	FERRUM_PG_DSN=$$dsn FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 FERRUM_VMTEST=1 FERRUM_QEMU_IMG=1 $(GO) test -race -count=1 -timeout 20m $(PKGS); \
+	FERRUM_PG_DSN=$$dsn FERRUM_CLI_TEST=1 FERRUM_SLOW=1 FERRUM_IPMI_SIM=1 FERRUM_LOOPDEV=1 FERRUM_VMTEST=1 FERRUM_E2E=1 FERRUM_QEMU_IMG=1 $(GO) test -race -count=1 -timeout 20m $(PKGS); \
 	rc=$$?; bash controller/store/postgres/test-setup.sh stop $$pg; exit $$rc
 
 test-setup:
@@ -36,6 +36,18 @@ test-setup:
 	bash agent/configdrive/test-setup.sh
 	bash agent/image/test-setup.sh
 	bash initramfs/vmtest/test-setup.sh
+	bash initramfs/e2e/test-setup.sh
+
+# The whole lifecycle on virtual hardware (docs/e2e.md): a QEMU machine behind an ipmi_sim BMC,
+# enroll → inspect → provide → deploy → active (boots its disk) → undeploy → available.
+e2e:
+	bash initramfs/e2e/test-setup.sh
+	FERRUM_E2E=1 $(GO) test -count=1 -v -timeout 15m -run 'TestLifecycle|TestChassisCommands' ./initramfs/e2e/
+
+# The same lifecycle for watching, with readable progress.
+demo:
+	bash initramfs/e2e/test-setup.sh
+	$(GO) run ./initramfs/e2e/cmd/demo
 
 # The agent ramdisk: initramfs/out/{vmlinuz,initramfs.cpio.gz,manifest.txt} (initramfs/README.md).
 initramfs:
