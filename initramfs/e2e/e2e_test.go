@@ -35,6 +35,9 @@ func TestLifecycle(t *testing.T) {
 	for i, d := range res.BootToConnected {
 		t.Logf("FIGURE e2e boot→agent-connected #%d %.1fs (PXE under TCG: QEMU start to the agent's connected line on the console)", i, d.Seconds())
 	}
+	for _, m := range res.FirstBoot {
+		t.Logf("FIGURE e2e first PXE boot: %s at %.1fs", m.What, m.At.Seconds())
+	}
 	t.Logf("FIGURE e2e power-on→active %.1fs for a %d MiB image served as %s (deploy request→active %.1fs, write_image %.1fs)",
 		res.PowerOnToActive.Seconds(), res.ImageSize>>20, res.Format, res.DeployRequestToActive.Seconds(), res.WriteImage.Seconds())
 	t.Logf("FIGURE e2e reboot→marker %.1fs (%s)", res.RebootToMarker.Seconds(), res.Marker)
@@ -66,11 +69,9 @@ func TestChassisCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var orders []string
-	m.Command = func(order string) *exec.Cmd {
-		orders = append(orders, order)
+	m.SetCommand(func(order string) *exec.Cmd {
 		return exec.Command("sh", "-c", "echo booted "+order+"; exec sleep 60")
-	}
+	})
 	script := dir + "/chassis.sh"
 	if err := os.WriteFile(script, []byte(m.ChassisScript()), 0o700); err != nil {
 		t.Fatal(err)
@@ -105,8 +106,8 @@ func TestChassisCommands(t *testing.T) {
 		if m.PoweredOn() != tc.powered {
 			t.Errorf("after %v: powered %v, want %v", tc.args, m.PoweredOn(), tc.powered)
 		}
-		if tc.order != "" && orders[len(orders)-1] != tc.order {
-			t.Errorf("after %v: -boot order=%s, want %s", tc.args, orders[len(orders)-1], tc.order)
+		if boots := m.Boots(); tc.order != "" && (len(boots) == 0 || boots[len(boots)-1].Order != tc.order) {
+			t.Errorf("after %v: power-ons %+v, want the last with -boot order=%s", tc.args, boots, tc.order)
 		}
 	}
 	if _, err := m.WaitConsole("booted c", 0, 5*time.Second); err != nil {

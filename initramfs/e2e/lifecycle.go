@@ -39,9 +39,11 @@ type Options struct {
 // Result holds what Run measured.
 type Result struct {
 	NodeUUID string
-	// BootToConnected: QEMU start to the API showing the agent connected, per agent boot
+	// BootToConnected: QEMU start to the agent's "connected" console line, per agent boot
 	// (inspect, provide's cleaning, deploy, undeploy's cleaning), PXE under TCG.
 	BootToConnected []time.Duration
+	// FirstBoot: milestones of the first PXE boot, from QEMU start.
+	FirstBoot []Milestone
 	// PowerOnToActive: the deploy's power-on (QEMU start) to provision state active.
 	PowerOnToActive time.Duration
 	// DeployRequestToActive: the deploy API call to active.
@@ -57,6 +59,20 @@ type Result struct {
 	ImageSize int64
 	Format    string
 	Marker    string
+}
+
+// Milestone is when a console line first appeared during a boot.
+type Milestone struct {
+	What string
+	At   time.Duration
+}
+
+// milestones are the console lines of an agent boot worth timing.
+var milestones = []struct{ what, substr string }{
+	{"u-root init", "Welcome to u-root"},
+	{"agent started", "ferrum-agent starting"},
+	{"DHCP lease", "Configured eth0"},
+	{"agent connected", `"message":"connected"`},
 }
 
 // Phase is one step of the lifecycle.
@@ -274,6 +290,17 @@ func (e *env) lifecycle(ctx context.Context, imgURL, sum string) (*Result, error
 	if err := e.checkInspection(n.UUID); err != nil {
 		return nil, err
 	}
+	if b := e.machine.Boots(); len(b) > 0 {
+		lines := e.machine.Console(0)
+		for _, ms := range milestones {
+			for _, l := range lines {
+				if strings.Contains(l.Text, ms.substr) {
+					res.FirstBoot = append(res.FirstBoot, Milestone{What: ms.what, At: l.At.Sub(b[0].Start)})
+					break
+				}
+			}
+		}
+	}
 	if _, err := phase("provide", "available", nil); err != nil {
 		return nil, err
 	}
@@ -457,7 +484,7 @@ func (e *env) waitState(ctx context.Context, uuid, want string, bootsBefore int,
 			state += " → " + *v.Target
 		}
 		if v.PowerState != nil {
-			state += ", power " + *v.PowerState
+			state += ", " + *v.PowerState
 		}
 		if state != last {
 			e.report("  %s", state)

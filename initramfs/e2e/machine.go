@@ -51,9 +51,6 @@ type Machine struct {
 	Dir  string // disk, TFTP directory, console log
 	Disk string // the raw disk file (kept across power cycles)
 	MACs []string
-	// Command builds the process of one power-on for a -boot order (default: QEMU). Tests
-	// replace it.
-	Command func(order string) *exec.Cmd
 
 	log     zerolog.Logger
 	ln      net.Listener
@@ -65,7 +62,8 @@ type Machine struct {
 	closing bool
 
 	mu      sync.Mutex
-	boot    string // ipmi_sim's boot device name: none, pxe, default, cdrom, bios
+	command func(order string) *exec.Cmd // the process of one power-on (SetCommand)
+	boot    string                       // ipmi_sim's boot device name: none, pxe, default, cdrom, bios
 	proc    *exec.Cmd
 	exited  chan struct{} // closed when proc has been waited for
 	boots   []Boot
@@ -94,7 +92,7 @@ func NewMachine(dir string, diskSize int64, macs []string, tftpDir string, log z
 	if m.logFile, err = os.OpenFile(filepath.Join(dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		return nil, err
 	}
-	m.Command = func(order string) *exec.Cmd { return qemuCommand(m, tftpDir, order) }
+	m.command = func(order string) *exec.Cmd { return qemuCommand(m, tftpDir, order) }
 	var tok [16]byte
 	rand.Read(tok[:])
 	m.token = hex.EncodeToString(tok[:])
@@ -105,6 +103,13 @@ func NewMachine(dir string, diskSize int64, macs []string, tftpDir string, log z
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.serve() }()
 	return m, nil
+}
+
+// SetCommand replaces what a power-on starts for a -boot order (default: QEMU); for tests.
+func (m *Machine) SetCommand(f func(order string) *exec.Cmd) {
+	m.mu.Lock()
+	m.command = f
+	m.mu.Unlock()
 }
 
 func qemuCommand(m *Machine, tftpDir, order string) *exec.Cmd {
@@ -281,9 +286,9 @@ func (m *Machine) powerOn() error {
 		return nil
 	}
 	m.mu.Lock()
-	order := bootOrder[m.boot]
+	order, command := bootOrder[m.boot], m.command
 	m.mu.Unlock()
-	cmd := m.Command(order)
+	cmd := command(order)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -324,8 +329,9 @@ func (m *Machine) readConsole(boot int, r io.Reader) {
 	for sc.Scan() {
 		text := strings.TrimRight(sc.Text(), "\r")
 		m.mu.Lock()
-		m.console = append(m.console, Line{At: time.Now(), Boot: boot, Text: text})
-		fmt.Fprintln(m.logFile, text)
+		now := time.Now()
+		m.console = append(m.console, Line{At: now, Boot: boot, Text: text})
+		fmt.Fprintf(m.logFile, "[%7.3f] %s\n", now.Sub(m.boots[boot].Start).Seconds(), text)
 		m.notifyLocked()
 		m.mu.Unlock()
 	}

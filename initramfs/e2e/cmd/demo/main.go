@@ -52,6 +52,9 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("\nDone. Node %s went enroll → manageable → inspected → available → active → available.\n", res.NodeUUID)
+	for _, m := range res.FirstBoot {
+		fmt.Printf("  first PXE boot: %-16s at %5.1fs\n", m.What, m.At.Seconds())
+	}
 	for i, d := range res.BootToConnected {
 		fmt.Printf("  PXE boot %d: power-on → agent connected  %5.1fs\n", i+1, d.Seconds())
 	}
