@@ -446,6 +446,12 @@ type nodeView struct {
 	Reservation    *string `json:"reservation"`
 	CleanStep      map[string]any
 	DeployStep     map[string]any
+	DII            struct {
+		Progress *struct {
+			Percent     float64 `json:"percent"`
+			BytesPerSec float64 `json:"bytes_per_sec"`
+		} `json:"deploy_progress"`
+	} `json:"driver_internal_info"`
 }
 
 // waitState polls the node until it rests in want (no reservation, no target), reporting each
@@ -453,7 +459,7 @@ type nodeView struct {
 func (e *env) waitState(ctx context.Context, uuid, want string, bootsBefore int, res *Result) error {
 	deadline := time.Now().Add(e.opts.PhaseTimeout)
 	var last, lastStep string
-	connectedBoot := -1
+	connectedBoot, fifth := -1, 0
 	for {
 		var raw map[string]json.RawMessage
 		var v nodeView
@@ -500,6 +506,10 @@ func (e *env) waitState(ctx context.Context, uuid, want string, bootsBefore int,
 		if step != "" && step != lastStep {
 			e.report("  %s", step)
 			lastStep = step
+		}
+		if p := v.DII.Progress; p != nil && strings.HasSuffix(step, "write_image") && p.Percent < 100 && int(p.Percent/20) > fifth {
+			fifth = int(p.Percent / 20)
+			e.report("    image %.0f%% at %.1f MiB/s", p.Percent, p.BytesPerSec/(1<<20))
 		}
 		if v.ProvisionState == want && v.Reservation == nil && (v.Target == nil || *v.Target == "") {
 			return nil
