@@ -322,7 +322,12 @@ func (e *env) lifecycle(ctx context.Context, imgURL, sum string) (*Result, error
 		return nil, err
 	}
 	res.DeployRequestToActive = took
+	// The reboot into the instance is a power cycle: ipmi_sim powers on again 1 s after off.
 	boots := e.machine.Boots()
+	for deadline := time.Now().Add(15 * time.Second); len(boots) < bootsBefore+2 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		boots = e.machine.Boots()
+	}
 	if len(boots) < bootsBefore+2 {
 		return nil, fmt.Errorf("deploy: %d power-ons, want the agent's and the instance's: %+v", len(boots)-bootsBefore, boots[bootsBefore:])
 	}
