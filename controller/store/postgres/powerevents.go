@@ -124,7 +124,7 @@ func (s *Store) ListPowerEvents(ctx context.Context, q node.PowerEventQuery) ([]
 // PowerEventStats counts outbox rows by status.
 func (s *Store) PowerEventStats(ctx context.Context) (node.PowerEventStats, error) {
 	var st node.PowerEventStats
-	rows, err := s.r().QueryContext(ctx, `SELECT status, count(*) FROM power_events GROUP BY status`)
+	rows, err := s.r().QueryContext(ctx, `SELECT status, count(*), min(created_at) FROM power_events GROUP BY status`)
 	if err != nil {
 		return st, fmt.Errorf("postgres: power event stats: %w", err)
 	}
@@ -132,12 +132,13 @@ func (s *Store) PowerEventStats(ctx context.Context) (node.PowerEventStats, erro
 	for rows.Next() {
 		var status string
 		var n int
-		if err := rows.Scan(&status, &n); err != nil {
+		var oldest int64 // one query: counts and the oldest pending agree
+		if err := rows.Scan(&status, &n, &oldest); err != nil {
 			return st, fmt.Errorf("postgres: power event stats: %w", err)
 		}
 		switch status {
 		case node.EventPending:
-			st.Pending = n
+			st.Pending, st.OldestPending = n, time.UnixMicro(oldest).UTC()
 		case node.EventDelivered:
 			st.Delivered = n
 		case node.EventFailed:
@@ -148,14 +149,6 @@ func (s *Store) PowerEventStats(ctx context.Context) (node.PowerEventStats, erro
 	}
 	if err := rows.Err(); err != nil {
 		return st, fmt.Errorf("postgres: power event stats: %w", err)
-	}
-	if st.Pending > 0 {
-		var oldest int64
-		err := s.r().QueryRowContext(ctx, `SELECT min(created_at) FROM power_events WHERE status = 'pending'`).Scan(&oldest)
-		if err != nil {
-			return st, fmt.Errorf("postgres: power event stats: %w", err)
-		}
-		st.OldestPending = time.UnixMicro(oldest).UTC()
 	}
 	return st, nil
 }
