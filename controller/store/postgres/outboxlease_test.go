@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -41,6 +42,20 @@ func TestOutboxLease(t *testing.T) {
 	b.lease.mu.Lock()
 	b.lease.conn.Conn().Close(ctx)
 	b.lease.mu.Unlock()
-	hold(a, true, "after b's session died")
+	// The server drops the lock when its backend notices the closed connection: soon, not at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := a.HoldOutboxLease(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("after b's session died: a never got the lease")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	hold(b, false, "b notices it lost the lease")
 }
