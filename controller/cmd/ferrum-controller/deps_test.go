@@ -39,9 +39,9 @@ var rules = []rule{
 		deny:   []string{"controller/api", "controller/conductor", "controller/hardware", "controller/power"},
 		exempt: []string{"controller/store/storetest"}}, // the conformance suite tests conductor.Store
 	{name: "stores never import each other", from: "controller/store/postgres",
-		deny: []string{"controller/store/"}, allow: []string{"controller/store/postgres"}},
+		deny: []string{"controller/store/"}, allow: []string{"controller/store/postgres", "controller/store/internal/"}},
 	{name: "stores never import each other", from: "controller/store/sqlite",
-		deny: []string{"controller/store/"}, allow: []string{"controller/store/sqlite"}},
+		deny: []string{"controller/store/"}, allow: []string{"controller/store/sqlite", "controller/store/internal/"}},
 	{name: "hardware types plug into the conductor only", from: "controller/hardware/",
 		deny: []string{"controller/api", "controller/store", "controller/httpauth", "controller/metrics"}},
 	{name: "power drivers plug into the conductor only", from: "controller/power/",

@@ -72,7 +72,7 @@ func (s *Store) scanNode(row pgx.Row) (*node.Node, error) {
 	if err := row.Scan(&id, &res, &exp, &body); err != nil {
 		return nil, err
 	}
-	n, err := s.nodes.decode(id, body)
+	n, err := s.nodes.Decode(id, body)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: decode node %d: %w", id, err)
 	}
@@ -236,7 +236,7 @@ func (s *Store) DeleteNode(ctx context.Context, uuid, owner string) error {
 	if err != nil {
 		return fmt.Errorf("postgres: delete node %s: %w", uuid, err)
 	}
-	s.nodes.forget(id)
+	s.nodes.Forget(id)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrumhq/ferrum/controller/store/internal/nodecache"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -52,7 +53,7 @@ func (c *Config) checkAndSetDefaults() error {
 // Store is a conductor.Store backed by PostgreSQL. Its methods are safe for concurrent use.
 type Store struct {
 	db    *pgxpool.Pool
-	nodes nodeCache
+	nodes nodecache.Cache
 	log   zerolog.Logger
 	lease outboxLease // see HoldOutboxLease
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ferrumhq/ferrum/controller/node"
+	"github.com/ferrumhq/ferrum/controller/store/internal/nodecache"
 )
 
 // benchNode is a node of a realistic size (about 1.5 KB of JSON).
@@ -102,7 +103,7 @@ func BenchmarkListNodes(b *testing.B) {
 	// Every body decoded again, as after a restart or when every node changed.
 	b.Run("first-page-cold-cache", func(b *testing.B) {
 		for b.Loop() {
-			s.nodes = nodeCache{}
+			s.nodes = nodecache.Cache{}
 			if _, err := s.ListNodes(ctx, cases[0].q); err != nil {
 				b.Fatal(err)
 			}

@@ -70,7 +70,7 @@ func (s *Store) scanNode(sc scanner) (*node.Node, error) {
 	if err := sc.Scan(&id, &res, &exp, &body); err != nil {
 		return nil, err
 	}
-	n, err := s.nodes.decode(id, body)
+	n, err := s.nodes.Decode(id, body)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: decode node %d: %w", id, err)
 	}
@@ -262,7 +262,7 @@ func (s *Store) DeleteNode(ctx context.Context, uuid, owner string) error {
 			return fmt.Errorf("sqlite: delete node %s: %w", uuid, err)
 		}
 		// Ports and portgroups go by ON DELETE CASCADE.
-		s.nodes.forget(id)
+		s.nodes.Forget(id)
 		return nil
 	})
 }

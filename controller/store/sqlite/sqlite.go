@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrumhq/ferrum/controller/store/internal/nodecache"
 	"github.com/rs/zerolog"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -60,7 +61,7 @@ type Store struct {
 	w *sql.DB
 	// r serves reads. In WAL mode readers see the last commit and never block the writer.
 	r     *sql.DB
-	nodes nodeCache // decoded node bodies, see nodeCache
+	nodes nodecache.Cache // decoded node bodies
 	log   zerolog.Logger
 }
 

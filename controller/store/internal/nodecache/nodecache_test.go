@@ -1,4 +1,4 @@
-package sqlite
+package nodecache
 
 import (
 	"encoding/json"
@@ -12,13 +12,13 @@ import (
 	"github.com/ferrumhq/ferrum/controller/node"
 )
 
-// clonedFields are the node.Node fields holding references that cloneNode copies.
+// clonedFields are the node.Node fields holding references that Clone copies.
 var clonedFields = []string{"DriverInfo", "DriverInternalInfo", "Properties", "Extra",
 	"InstanceInfo", "NetworkData", "RaidConfig", "TargetRaidConfig", "CleanStep", "DeployStep",
 	"ServiceStep", "Traits", "Inventory", "AutomatedClean", "SecureBoot", "Agent"}
 
 // TestCloneNodeCoversEveryField fails when node.Node gains a map, slice, pointer or other
-// reference field: cloneNode must learn to copy it, or cached nodes would be shared.
+// reference field: Clone must learn to copy it, or cached nodes would be shared.
 func TestCloneNodeCoversEveryField(t *testing.T) {
 	var check func(t reflect.Type)
 	check = func(typ reflect.Type) {
@@ -36,7 +36,7 @@ func TestCloneNodeCoversEveryField(t *testing.T) {
 					found = found || name == f.Name
 				}
 				if !found {
-					t.Errorf("node.Node.%s (%s) is not deep-copied by cloneNode", f.Name, f.Type)
+					t.Errorf("node.Node.%s (%s) is not deep-copied by Clone", f.Name, f.Type)
 				}
 			}
 		}
@@ -64,9 +64,9 @@ func TestCloneNodeSharesNothing(t *testing.T) {
 	if err := json.Unmarshal(b, orig); err != nil {
 		t.Fatal(err)
 	}
-	c := cloneNode(orig)
+	c := Clone(orig)
 	if diff := cmp.Diff(orig, c); diff != "" {
-		t.Fatalf("cloneNode changed the node (-orig +clone):\n%s", diff)
+		t.Fatalf("Clone changed the node (-orig +clone):\n%s", diff)
 	}
 	var walk func(path string, a, b reflect.Value)
 	walk = func(path string, a, b reflect.Value) {

@@ -1,4 +1,6 @@
-package postgres
+// Package nodecache memoizes the decoding of stored node bodies for the store implementations
+// (store/sqlite, store/postgres). Only those import it.
+package nodecache
 
 import (
 	"bytes"
@@ -9,15 +11,15 @@ import (
 	"github.com/ferrumhq/ferrum/controller/node"
 )
 
-// nodeCacheSize bounds the decoded nodes kept; when full the cache starts over.
-const nodeCacheSize = 16384
+// Size bounds the decoded nodes kept; when full the cache starts over.
+const Size = 16384
 
-// nodeCache memoizes the decoding of node bodies, which is most of the cost of a node list
+// Cache memoizes the decoding of node bodies, which is most of the cost of a node list
 // (about 25µs per node with encoding/json, against a few µs for the rest). An entry is used
 // only when the stored body is byte for byte the one it was decoded from, so the cache can
 // never return anything but what decoding the row would; writers need not invalidate it.
 // Callers always get their own deep copy.
-type nodeCache struct {
+type Cache struct {
 	mu sync.Mutex
 	m  map[int64]cachedNode
 }
@@ -27,13 +29,13 @@ type cachedNode struct {
 	n    *node.Node // Normalized; never handed out
 }
 
-// decode returns the node stored as body in row id, Normalized, as a copy the caller owns.
-func (c *nodeCache) decode(id int64, body string) (*node.Node, error) {
+// Decode returns the node stored as body in row id, Normalized, as a copy the caller owns.
+func (c *Cache) Decode(id int64, body string) (*node.Node, error) {
 	c.mu.Lock()
 	e, ok := c.m[id]
 	c.mu.Unlock()
 	if ok && e.body == body {
-		return cloneNode(e.n), nil
+		return Clone(e.n), nil
 	}
 	n := new(node.Node)
 	if err := json.Unmarshal([]byte(body), n); err != nil {
@@ -41,25 +43,25 @@ func (c *nodeCache) decode(id int64, body string) (*node.Node, error) {
 	}
 	n.Normalize()
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= nodeCacheSize {
+	if c.m == nil || len(c.m) >= Size {
 		c.m = make(map[int64]cachedNode)
 	}
 	c.m[id] = cachedNode{body: body, n: n}
 	c.mu.Unlock()
-	return cloneNode(n), nil
+	return Clone(n), nil
 }
 
-// forget drops the entry of a deleted row.
-func (c *nodeCache) forget(id int64) {
+// Forget drops the entry of a deleted row.
+func (c *Cache) Forget(id int64) {
 	c.mu.Lock()
 	delete(c.m, id)
 	c.mu.Unlock()
 }
 
-// cloneNode deep-copies a node decoded from JSON: its maps hold only maps, slices and
+// Clone deep-copies a node decoded from JSON: its maps hold only maps, slices and
 // immutable scalars. TestCloneNodeCoversEveryField fails when node.Node gains a field this
 // does not copy.
-func cloneNode(n *node.Node) *node.Node {
+func Clone(n *node.Node) *node.Node {
 	c := *n
 	for _, m := range []*map[string]any{&c.DriverInfo, &c.DriverInternalInfo, &c.Properties,
 		&c.Extra, &c.InstanceInfo, &c.NetworkData, &c.RaidConfig, &c.TargetRaidConfig,
