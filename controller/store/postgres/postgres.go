@@ -18,11 +18,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrumhq/ferrum/controller/store/internal/nodecache"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+
+	"github.com/ferrumhq/ferrum/controller/store/internal/nodecache"
 )
 
 // Config configures a Store.

@@ -16,9 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrumhq/ferrum/controller/store/internal/nodecache"
 	"github.com/rs/zerolog"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/ferrumhq/ferrum/controller/store/internal/nodecache"
 )
 
 // Config configures a Store.
