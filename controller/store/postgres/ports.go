@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/jackc/pgx/v5"
@@ -11,42 +10,16 @@ import (
 	"time"
 
 	"github.com/ferrumhq/ferrum/controller/node"
+	"github.com/ferrumhq/ferrum/controller/store/internal/sqlutil"
 )
 
-// jsonObject encodes a map column; nil is stored as {}.
-func jsonObject(m map[string]any) (string, error) {
-	if m == nil {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
-}
-
-// jsonList encodes a list column; nil is stored as [].
-func jsonList(l []string) (string, error) {
-	if l == nil {
-		return "[]", nil
-	}
-	b, err := json.Marshal(l)
-	return string(b), err
-}
-
-// jsonObjects encodes several map columns at once.
-func jsonObjects(ms ...map[string]any) ([]string, error) {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		var err error
-		if out[i], err = jsonObject(m); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// decodeJSON decodes column text into dst, a pointer.
-func decodeJSON(text string, dst any) error {
-	return json.Unmarshal([]byte(text), dst)
-}
+// The JSON column codecs shared with the other store.
+var (
+	jsonObject  = sqlutil.JSONObject
+	jsonList    = sqlutil.JSONList
+	jsonObjects = sqlutil.JSONObjects
+	decodeJSON  = sqlutil.DecodeJSON
+)
 
 // exists reports whether table has a row with uuid.
 func exists(ctx context.Context, tx dbq, table, uuid string) (bool, error) {
@@ -175,9 +148,9 @@ func (s *Store) GetPort(ctx context.Context, uuid string) (*node.Port, error) {
 // ListPorts returns the ports matching q; the address filter ignores case.
 func (s *Store) ListPorts(ctx context.Context, q node.PortQuery) ([]*node.Port, error) {
 	var w where
-	w.eq("node_uuid", q.NodeUUID)
-	w.eq("address", strings.ToLower(q.Address))
-	w.eq("portgroup_uuid", q.PortgroupUUID)
+	w.Eq("node_uuid", q.NodeUUID)
+	w.Eq("address", strings.ToLower(q.Address))
+	w.Eq("portgroup_uuid", q.PortgroupUUID)
 	return list(ctx, s, portList, q.Page, &w, portSelect, scanPort)
 }
 
@@ -309,8 +282,8 @@ func (s *Store) GetPortgroup(ctx context.Context, ident string) (*node.Portgroup
 // ListPortgroups returns the portgroups matching q; the address filter ignores case.
 func (s *Store) ListPortgroups(ctx context.Context, q node.PortgroupQuery) ([]*node.Portgroup, error) {
 	var w where
-	w.eq("node_uuid", q.NodeUUID)
-	w.eq("address", strings.ToLower(q.Address))
+	w.Eq("node_uuid", q.NodeUUID)
+	w.Eq("address", strings.ToLower(q.Address))
 	return list(ctx, s, portgroupList, q.Page, &w, portgroupSelect, scanPortgroup)
 }
 

@@ -5,44 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrumhq/ferrum/controller/node"
+	"github.com/ferrumhq/ferrum/controller/store/internal/sqlutil"
 )
 
-// where collects AND-ed conditions and their arguments; conditions use ? placeholders.
-type where struct {
-	conds []string
-	args  []any
-}
-
-func (w *where) add(cond string, args ...any) {
-	w.conds = append(w.conds, cond)
-	w.args = append(w.args, args...)
-}
-
-// eq adds "col = v" unless v is empty (no filter).
-func (w *where) eq(col, v string) {
-	if v != "" {
-		w.add(col+" = ?", v)
-	}
-}
-
-// flag adds "col = v" when v is set.
-func (w *where) flag(col string, v *bool) {
-	if v != nil {
-		w.add(col+" = ?", *v)
-	}
-}
-
-func (w *where) String() string {
-	if len(w.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
-}
+// where is the shared WHERE builder (store/internal/sqlutil).
+type where = sqlutil.Where
 
 // listSpec describes how one table is listed: which sort keys it accepts and which of their
 // columns may hold NULL.
@@ -95,19 +66,19 @@ func (s *Store) page(ctx context.Context, spec listSpec, p node.Page, w *where) 
 		}
 		switch {
 		case key == "id" && dir == "asc":
-			w.add("id > ?", id)
+			w.Add("id > ?", id)
 		case key == "id":
-			w.add("id < ?", id)
+			w.Add("id < ?", id)
 		case dir == "asc" && v == nil:
-			w.add("("+key+" IS NULL AND id > ? OR "+key+" IS NOT NULL)", id)
+			w.Add("("+key+" IS NULL AND id > ? OR "+key+" IS NOT NULL)", id)
 		case dir == "asc":
-			w.add("("+key+", id) > (?, ?)", v, id)
+			w.Add("("+key+", id) > (?, ?)", v, id)
 		case v == nil:
-			w.add(key+" IS NULL AND id < ?", id)
+			w.Add(key+" IS NULL AND id < ?", id)
 		case nullable:
-			w.add("(("+key+", id) < (?, ?) OR "+key+" IS NULL)", v, id)
+			w.Add("(("+key+", id) < (?, ?) OR "+key+" IS NULL)", v, id)
 		default:
-			w.add("("+key+", id) < (?, ?)", v, id)
+			w.Add("("+key+", id) < (?, ?)", v, id)
 		}
 	}
 
@@ -143,7 +114,7 @@ func list[T any](ctx context.Context, s *Store, spec listSpec, p node.Page, w *w
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(ctx, rebind(sel+w.String()+order), w.args...)
+	rows, err := s.db.Query(ctx, rebind(sel+w.String()+order), w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list %s: %w", spec.table, err)
 	}

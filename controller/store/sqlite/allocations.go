@@ -97,10 +97,10 @@ func (s *Store) GetAllocation(ctx context.Context, ident string) (*node.Allocati
 // ListAllocations returns the allocations matching q.
 func (s *Store) ListAllocations(ctx context.Context, q node.AllocationQuery) ([]*node.Allocation, error) {
 	var w where
-	w.eq("node_uuid", q.NodeUUID)
-	w.eq("resource_class", q.ResourceClass)
-	w.eq("state", q.State)
-	w.eq("owner", q.Owner)
+	w.Eq("node_uuid", q.NodeUUID)
+	w.Eq("resource_class", q.ResourceClass)
+	w.Eq("state", q.State)
+	w.Eq("owner", q.Owner)
 	return list(ctx, s, allocationList, q.Page, &w, allocationSelect, scanAllocation)
 }
 

@@ -140,29 +140,29 @@ func identColumn(ident string) string {
 // ListNodes returns the nodes matching q, one page of them when q.Limit is set.
 func (s *Store) ListNodes(ctx context.Context, q node.NodeQuery) ([]*node.Node, error) {
 	var w where
-	w.eq("provision_state", string(q.ProvisionState))
-	w.flag("maintenance", q.Maintenance)
+	w.Eq("provision_state", string(q.ProvisionState))
+	w.Flag("maintenance", q.Maintenance)
 	if q.Associated != nil {
 		if *q.Associated {
-			w.add("instance_uuid IS NOT NULL")
+			w.Add("instance_uuid IS NOT NULL")
 		} else {
-			w.add("instance_uuid IS NULL")
+			w.Add("instance_uuid IS NULL")
 		}
 	}
-	w.flag("retired", q.Retired)
-	w.eq("driver", q.Driver)
-	w.eq("instance_uuid", q.InstanceUUID)
+	w.Flag("retired", q.Retired)
+	w.Eq("driver", q.Driver)
+	w.Eq("instance_uuid", q.InstanceUUID)
 	if q.ConductorGroup != nil {
-		w.add("conductor_group = ?", *q.ConductorGroup)
+		w.Add("conductor_group = ?", *q.ConductorGroup)
 	}
-	w.eq("resource_class", q.ResourceClass)
-	w.eq("fault", q.Fault)
-	w.eq("owner", q.Owner)
-	w.eq("lessee", q.Lessee)
-	w.eq("chassis_uuid", q.ChassisUUID)
-	w.eq("shard", q.Shard)
+	w.Eq("resource_class", q.ResourceClass)
+	w.Eq("fault", q.Fault)
+	w.Eq("owner", q.Owner)
+	w.Eq("lessee", q.Lessee)
+	w.Eq("chassis_uuid", q.ChassisUUID)
+	w.Eq("shard", q.Shard)
 	if q.DescriptionContains != "" {
-		w.add("instr(description, ?) > 0", q.DescriptionContains) // case-sensitive, no wildcards
+		w.Add("instr(description, ?) > 0", q.DescriptionContains) // case-sensitive, no wildcards
 	}
 	return list(ctx, s, nodeList, q.Page, &w, nodeSelect, s.scanNode)
 }
