@@ -4,14 +4,11 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrumhq/ferrum/controller/store/internal/sqlutil"
 )
 
 // Migrations are files named NNNN_what.sql, applied once each in the order of NNNN. A
@@ -20,39 +17,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = sqlutil.Migration
 
-func loadMigrations() ([]migration, error) {
-	files, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".sql")
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", f)
-		}
-		b, err := migrationFS.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
+func loadMigrations() ([]migration, error) { return sqlutil.LoadMigrations(migrationFS) }
 
 // migrateLock is the advisory lock key that serializes migrations of controllers starting
 // together on one database ("ferrum" in ASCII).
@@ -91,7 +58,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		known := map[int]bool{}
 		for _, m := range ms {
-			known[m.version] = true
+			known[m.Version] = true
 		}
 		for v := range applied {
 			if !known[v] {
@@ -99,17 +66,17 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 		}
 		for _, m := range ms {
-			if applied[m.version] {
+			if applied[m.Version] {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-				m.version, m.name, time.Now().UnixMicro()); err != nil {
-				return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+				m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+				return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 			}
-			s.log.Info().Int("version", m.version).Str("migration", m.name).Msg("schema migrated")
+			s.log.Info().Int("version", m.Version).Str("migration", m.Name).Msg("schema migrated")
 		}
 		return nil
 	})

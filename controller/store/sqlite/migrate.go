@@ -5,12 +5,9 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/ferrumhq/ferrum/controller/store/internal/sqlutil"
 )
 
 // Migrations are files named NNNN_what.sql, applied once each in the order of NNNN. A
@@ -19,39 +16,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = sqlutil.Migration
 
-func loadMigrations() ([]migration, error) {
-	files, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".sql")
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", f)
-		}
-		b, err := migrationFS.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
+func loadMigrations() ([]migration, error) { return sqlutil.LoadMigrations(migrationFS) }
 
 // migrate applies the migrations not yet recorded in schema_migrations, all in one
 // transaction: the schema is either fully upgraded or left as it was.
@@ -86,7 +53,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		known := map[int]bool{}
 		for _, m := range ms {
-			known[m.version] = true
+			known[m.Version] = true
 		}
 		for v := range applied {
 			if !known[v] {
@@ -96,17 +63,17 @@ func (s *Store) migrate(ctx context.Context) error {
 		// Each migration is applied unless recorded, so one that lands with a lower number
 		// than an already applied one (parallel development) is still applied.
 		for _, m := range ms {
-			if applied[m.version] {
+			if applied[m.Version] {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, time.Now().UnixMicro()); err != nil {
-				return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+				m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+				return fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 			}
-			s.log.Info().Int("version", m.version).Str("migration", m.name).Msg("schema migrated")
+			s.log.Info().Int("version", m.Version).Str("migration", m.Name).Msg("schema migrated")
 		}
 		return nil
 	})

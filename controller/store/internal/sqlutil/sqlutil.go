@@ -1,10 +1,16 @@
 // Package sqlutil holds the SQL-dialect-independent pieces both store implementations
-// (store/sqlite, store/postgres) use: the WHERE clause builder and the JSON column codecs.
+// (store/sqlite, store/postgres) use: the WHERE clause builder, the JSON column codecs and
+// the migration file loader.
 // Only those packages import it.
 package sqlutil
 
 import (
 	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -76,4 +82,41 @@ func JSONObjects(ms ...map[string]any) ([]string, error) {
 // DecodeJSON decodes column text into dst, a pointer.
 func DecodeJSON(text string, dst any) error {
 	return json.Unmarshal([]byte(text), dst)
+}
+
+// Migration is one schema migration file, NNNN_what.sql.
+type Migration struct {
+	Version int
+	Name    string // file name without .sql
+	SQL     string
+}
+
+// LoadMigrations reads migrations/*.sql from fsys, sorted by version; a name not in the
+// NNNN_what.sql form, or two files with one version, is an error.
+func LoadMigrations(fsys fs.FS) ([]Migration, error) {
+	files, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []Migration
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".sql")
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_what.sql", f)
+		}
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
+	}
+	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].Version == ms[i-1].Version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].Name, ms[i].Name)
+		}
+	}
+	return ms, nil
 }
